@@ -1,0 +1,44 @@
+# One target per job; CI (.ci/run) and Cloud Build call these same targets.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: help venv lint format test-unit test-integration test check-infra run bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(PY) requirements.txt requirements-dev.txt pyproject.toml
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed  ## create .venv with pinned dependencies
+
+lint: venv  ## ruff (lint + format check) and mypy --strict
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: venv  ## apply ruff's formatting and safe fixes
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+test-unit: venv  ## unit and contract tests (no emulators)
+	$(PY) -m pytest -m "not integration and not e2e" -q
+
+test: venv lint  ## everything: lint, then all tests against freshly started emulators
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) -m pytest -q
+
+run: venv  ## the whole product locally: emulators, function, signed sample deliveries
+	$(PY) -m p0_receiver dev up
+
+bench: venv  ## per-request latency against the emulators (prints figures)
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/request_latency.py
+
+clean:  ## remove the venv, caches and local dev state
+	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis

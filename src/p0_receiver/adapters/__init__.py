@@ -1,0 +1,1 @@
+"""Adapters that implement the ports with Google Cloud clients (imported lazily: heavy)."""

@@ -1,0 +1,48 @@
+"""Pub/Sub adapter: publish one message and wait for it, with a bounded retry.
+
+The client's default retry keeps a "failed" publish going in the background for minutes; here
+the retry deadline is shorter than the wait, so a publish reported as failed has stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from google.api_core import exceptions as google_exceptions
+from google.api_core.retry import Retry
+from google.cloud import pubsub_v1
+
+from p0_receiver.errors import DownstreamUnavailableError
+
+# The client waits up to max_latency to fill a batch; one message per request wants ~none.
+_BATCH_LATENCY_SECONDS = 0.001
+# Head room past the retry deadline before we stop waiting for the future.
+_RESULT_GRACE_SECONDS = 2.0
+
+
+def publisher_client(timeout_seconds: float) -> pubsub_v1.PublisherClient:
+    """A latency-tuned client whose retries end within ``timeout_seconds``."""
+    retry = Retry(initial=0.05, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
+    return pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(max_latency=_BATCH_LATENCY_SECONDS),
+        publisher_options=pubsub_v1.types.PublisherOptions(retry=retry, timeout=timeout_seconds),
+    )
+
+
+class PubSubPublisher:
+    """Publishes verbatim bodies with attributes to one topic."""
+
+    def __init__(
+        self, client: pubsub_v1.PublisherClient, topic_path: str, timeout_seconds: float
+    ) -> None:
+        self._client = client
+        self._topic_path = topic_path
+        self._wait_seconds = timeout_seconds + _RESULT_GRACE_SECONDS
+
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        try:
+            future = self._client.publish(self._topic_path, data, **attributes)
+            message_id = future.result(timeout=self._wait_seconds)
+        except (google_exceptions.GoogleAPIError, TimeoutError) as exc:
+            raise DownstreamUnavailableError("publish_failed", detail=type(exc).__name__) from exc
+        return str(message_id)

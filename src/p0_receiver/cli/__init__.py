@@ -1,0 +1,17 @@
+"""The ``p0-receiver`` command line: developer tools (``dev``) and operator commands."""
+
+from __future__ import annotations
+
+import click
+
+from p0_receiver import __version__
+from p0_receiver.cli.dev import dev
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="p0-receiver")
+def main() -> None:
+    """Receive P0 Security notifications on Google Cloud: verify, audit, publish."""
+
+
+main.add_command(dev)

@@ -1,0 +1,185 @@
+"""``p0-receiver dev``: a P0 simulator and the whole stack on this machine (emulators included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.json import JSON
+from rich.panel import Panel
+
+from p0_receiver.devtools import samples, simulator
+from p0_receiver.devtools.emulators import EmulatorError, running_emulators
+
+DEFAULT_DEV_DIR = Path(".dev")
+_out = Console()
+_err = Console(stderr=True)
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so every `finally` stops its process
+
+
+@click.group()
+def dev() -> None:
+    """Local development: dev keypair, signed deliveries, emulators, the full local stack."""
+
+
+@dev.command()
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR / "keys",
+              show_default=True, help="Where to write private.pem, public.pem, public.jwk.json.")
+@click.option("--algorithm", type=click.Choice(simulator.SUPPORTED_ALGORITHMS), default="ES256",
+              show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing keypair.")
+def keygen(directory: Path, algorithm: str, force: bool) -> None:
+    """Generate a dev keypair standing in for the one P0 creates at integration setup."""
+    if (directory / "key.json").exists() and not force:
+        raise click.UsageError(f"a keypair already exists in {directory}; pass --force to replace it")
+    simulator.save_keypair(simulator.generate_keypair(algorithm), directory)
+    _err.print(f"wrote {directory}/private.pem, public.pem, public.jwk.json ({algorithm})")
+    click.echo((directory / "public.pem").read_text(), nl=False)
+
+
+def _token_options(command: Any) -> Any:
+    for option in reversed([
+        click.option("--key-dir", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR / "keys",
+                     show_default=True, help="Dev keypair directory (created if missing)."),
+        click.option("--issuer", default=simulator.DEV_ISSUER, show_default=True),
+        click.option("--audience", default=simulator.DEV_AUDIENCE, show_default=True),
+        click.option("--subject", default=simulator.DEV_SUBJECT, show_default=True),
+        click.option("--lifetime", type=click.IntRange(1, 86_400), default=300, show_default=True,
+                     help="Token lifetime in seconds."),
+    ]):
+        command = option(command)
+    return command
+
+
+@dev.command()
+@_token_options
+def token(key_dir: Path, issuer: str, audience: str, subject: str, lifetime: int) -> None:
+    """Print a bearer token signed with the dev key, as P0 would send it."""
+    keypair = simulator.load_or_create_keypair(key_dir)
+    click.echo(simulator.sign_token(keypair, now=_now(), issuer=issuer, audience=audience,
+                                    subject=subject, lifetime=timedelta(seconds=lifetime)))
+
+
+@dev.command()
+@click.argument("url")
+@click.option("--sample", type=click.Choice(sorted(samples.SAMPLES)), default="preapproval-created",
+              show_default=True, help="Which built-in delivery to send.")
+@click.option("--file", "body_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Send this file's bytes instead of a sample.")
+@_token_options
+def send(url: str, sample: str, body_file: Path | None, key_dir: Path, issuer: str, audience: str,
+         subject: str, lifetime: int) -> None:
+    """Sign a token and POST a delivery to URL the way P0 does; print the answer."""
+    keypair = simulator.load_or_create_keypair(key_dir)
+    body = body_file.read_bytes() if body_file else samples.SAMPLES[sample]
+    token_text = simulator.sign_token(keypair, now=_now(), issuer=issuer, audience=audience,
+                                      subject=subject, lifetime=timedelta(seconds=lifetime))
+    try:
+        answer = simulator.post_delivery(url, body, token=token_text)
+    except OSError as failure:
+        raise click.ClickException(f"cannot reach {url}: {failure}") from failure
+    _err.print(f"HTTP {answer.status}")
+    click.echo(answer.body.decode("utf-8", "replace"))
+    if answer.status != 200:
+        sys.exit(1)
+
+
+@dev.command("with-emulators", context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def with_emulators(command: tuple[str, ...]) -> None:
+    """Start both emulators, run COMMAND with FIRESTORE/PUBSUB_EMULATOR_HOST set, stop them."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        with running_emulators() as emulator_env:
+            _err.print(f"emulators ready: {emulator_env}")
+            completed = subprocess.run(list(command), env={**os.environ, **emulator_env}, check=False)
+    except EmulatorError as problem:
+        raise click.ClickException(str(problem)) from problem
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(completed.returncode)
+
+
+@dev.command()
+@click.option("--dir", "dev_dir", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR,
+              show_default=True, help="Dev keypair and logs.")
+@click.option("--exit-after-samples", is_flag=True, help="Stop after showing the samples.")
+def up(dev_dir: Path, exit_after_samples: bool) -> None:
+    """Run everything locally: emulators, the function, two signed sample deliveries."""
+    from p0_receiver.devtools import stack
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    keypair = simulator.load_or_create_keypair(dev_dir / "keys")
+    try:
+        with running_emulators(dev_dir / "logs") as emulator_env:
+            os.environ.update(emulator_env)  # this process reads the record and pulls messages
+            env = {
+                **emulator_env,
+                "GOOGLE_CLOUD_PROJECT": stack.LOCAL_PROJECT,
+                "PUBSUB_TOPIC": stack.LOCAL_TOPIC,
+                "P0_PUBLIC_KEYS": keypair.public_pem.decode("ascii"),
+                "P0_JWT_ISSUER": simulator.DEV_ISSUER,
+                "P0_JWT_AUDIENCE": simulator.DEV_AUDIENCE,
+                "P0_JWT_SUBJECT": simulator.DEV_SUBJECT,
+            }
+            stack.ensure_topic_and_subscription(
+                stack.LOCAL_PROJECT, stack.LOCAL_TOPIC, stack.LOCAL_SUBSCRIPTION
+            )
+            log_path = dev_dir / "logs" / "function.log"
+            with log_path.open("ab") as function_log, stack.function_server(
+                env, stdout=function_log.fileno()
+            ) as server:
+                _show_samples(stack, server.url, keypair)
+                _out.print(Panel.fit(
+                    f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
+                    f"Emulators: {emulator_env}\n"
+                    f"Send more: python -m p0_receiver dev send {server.url} "
+                    "--sample request-approved\n"
+                    "Ctrl-C stops the function and both emulators.",
+                    title="running",
+                ))
+                while not exit_after_samples:
+                    time.sleep(3600)
+    except EmulatorError as problem:
+        raise click.ClickException(str(problem)) from problem
+    except KeyboardInterrupt:
+        _err.print("stopped: function server and emulators shut down")
+
+
+def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
+    from p0_receiver.cli.render import record_for_display
+
+    for name, body in samples.SAMPLES.items():
+        answer = simulator.post_delivery(url, body, token=simulator.sign_token(keypair, now=_now()))
+        _out.rule(f"[bold]{name}[/]: HTTP {answer.status}")
+        _out.print(JSON(answer.body.decode("utf-8", "replace")))
+        if answer.status != 200:
+            raise click.ClickException(f"the sample {name} was not accepted")
+        event_id = answer.json()["eventId"]
+        record = stack.read_record(stack.LOCAL_PROJECT, "(default)", "p0_notifications", event_id)
+        _out.print(Panel(JSON(json.dumps(record_for_display(record or {}))),
+                         title=f"Firestore p0_notifications/{event_id[:16]}…"))
+    time.sleep(0.2)
+    for message in stack.pull_messages(stack.LOCAL_PROJECT, stack.LOCAL_SUBSCRIPTION):
+        _out.print(Panel(
+            JSON(json.dumps({"messageId": message.message_id, "attributes": message.attributes,
+                             "data": message.data.decode("utf-8", "replace")})),
+            title=f"Pub/Sub message pulled from {stack.LOCAL_SUBSCRIPTION}",
+        ))

@@ -1,0 +1,1 @@
+"""Local development tools: emulators, a P0 simulator, and the whole stack on one machine."""

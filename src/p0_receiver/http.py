@@ -1,0 +1,163 @@
+"""The HTTP edge: transport checks, the one error-to-response mapping, the request log line.
+
+P0's contract: exactly 200 on success; every error is JSON. The checks run cheapest first and
+the body is never read past the size limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import flask
+
+from p0_receiver.errors import (
+    AuthenticationError,
+    AuthFailure,
+    DownstreamUnavailableError,
+    MethodNotAllowedError,
+    PayloadTooLargeError,
+    ReceiverError,
+    SchemaViolationError,
+    UnsupportedMediaTypeError,
+)
+from p0_receiver.logs import TRACE_FIELD, log_event, trace_field
+from p0_receiver.service import DeliveryOutcome, DeliveryService, TokenReplayError
+
+_JSON = "application/json"
+_REALM = 'Bearer realm="p0-notifications"'
+
+
+def json_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> flask.Response:
+    return flask.Response(
+        json.dumps(body, separators=(",", ":")),
+        status=status,
+        headers=dict(headers or {}),
+        mimetype=_JSON,
+    )
+
+
+def error_response(error: ReceiverError, *, retry_after_seconds: int) -> flask.Response:
+    """The only place an error becomes an HTTP response."""
+    body: dict[str, Any] = {"code": error.code, "message": error.public_message}
+    headers: dict[str, str] = {}
+    if isinstance(error, AuthenticationError):
+        body["reason"] = str(error.reason)
+        # RFC 6750: no error attribute when the request carried no credentials at all.
+        headers["WWW-Authenticate"] = (
+            _REALM if error.reason is AuthFailure.MISSING_TOKEN else f'{_REALM}, error="invalid_token"'
+        )
+    elif isinstance(error, MethodNotAllowedError):
+        headers["Allow"] = "POST"
+    elif isinstance(error, SchemaViolationError):
+        body["violations"] = error.violations
+    elif isinstance(error, DownstreamUnavailableError):
+        body["reason"] = error.reason
+        headers["Retry-After"] = str(retry_after_seconds)
+    return json_response(error.status, {"error": body}, headers)
+
+
+def _check_content_type(request: flask.Request) -> None:
+    charset = request.mimetype_params.get("charset", "utf-8").lower()
+    if request.mimetype != _JSON or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaTypeError()
+
+
+def _read_body(request: flask.Request, limit: int) -> bytes:
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLargeError(limit)  # refused before a byte of the body is read
+    body: bytes = request.stream.read(limit + 1)  # chunked bodies: read one byte past, no more
+    if len(body) > limit:
+        raise PayloadTooLargeError(limit)
+    return body
+
+
+class WebhookHandler:
+    """Turns one Flask request into a response through the delivery service."""
+
+    def __init__(
+        self,
+        service: Callable[[], DeliveryService],
+        *,
+        project: str,
+        max_body_bytes: int,
+        retry_after_seconds: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._service = service
+        self._project = project
+        self._max_body_bytes = max_body_bytes
+        self._retry_after_seconds = retry_after_seconds
+        self._clock = clock
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        fields: dict[str, Any] = {
+            TRACE_FIELD: trace_field(
+                self._project,
+                request.headers.get("X-Cloud-Trace-Context"),
+                request.headers.get("traceparent"),
+            ),
+        }
+        try:
+            outcome = self._handle(request)
+        except ReceiverError as error:
+            response = error_response(error, retry_after_seconds=self._retry_after_seconds)
+            severity = self._describe_failure(error, fields)
+        else:
+            response = json_response(
+                200, {"status": str(outcome.status), "eventId": outcome.event_id}
+            )
+            severity = self._describe_success(outcome, fields)
+        fields["httpStatus"] = response.status_code
+        fields["latencyMs"] = round((time.perf_counter() - started) * 1000, 2)
+        log_event(severity, "p0_delivery", fields)
+        return response
+
+    def _handle(self, request: flask.Request) -> DeliveryOutcome:
+        if request.method != "POST":
+            raise MethodNotAllowedError()
+        service = self._service()
+        token = service.authenticate(request.headers.get("Authorization"))
+        _check_content_type(request)
+        body = _read_body(request, self._max_body_bytes)
+        return service.accept(token, body, now=self._clock())
+
+    @staticmethod
+    def _describe_success(outcome: DeliveryOutcome, fields: dict[str, Any]) -> str:
+        fields.update(
+            outcome=str(outcome.status),
+            eventId=outcome.event_id,
+            eventType=outcome.event_type,
+            notifierId=outcome.notifier_id,
+            messageId=outcome.message_id,
+        )
+        if not outcome.publish_recorded:
+            fields["reason"] = "publish_mark_failed"
+            return "WARNING"
+        return "INFO"
+
+    @staticmethod
+    def _describe_failure(error: ReceiverError, fields: dict[str, Any]) -> str:
+        if isinstance(error, TokenReplayError):
+            log_event(
+                "ALERT",
+                "p0_token_replay",
+                {
+                    TRACE_FIELD: fields[TRACE_FIELD],
+                    "tokenFingerprint": error.fingerprint,
+                    "firstEventId": error.first_event_id,
+                    "rejectedEventId": error.event_id,
+                },
+            )
+        if isinstance(error, DownstreamUnavailableError):
+            fields.update(outcome="unavailable", reason=error.reason, detail=error.detail)
+            return "ERROR"
+        reason = str(error.reason) if isinstance(error, AuthenticationError) else error.code
+        fields.update(outcome="rejected", reason=reason)
+        return "WARNING"
+

@@ -1,0 +1,84 @@
+"""The catalogue of audit-log queries the product issues, and the composite indexes they need.
+
+The Firestore emulator never demands indexes, so production is the first place a missing one
+would show. Every query the code builds must come from a shape here; a test proves that
+Terraform declares exactly ``required_indexes()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from p0_receiver.record import RecordField
+
+
+class Direction(StrEnum):
+    ASCENDING = "ASCENDING"
+    DESCENDING = "DESCENDING"
+
+
+@dataclass(frozen=True, order=True)
+class IndexSpec:
+    """A composite index on the audit collection: ordered (field, direction) pairs."""
+
+    fields: tuple[tuple[str, Direction], ...]
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """Equality filters (any subset may be used at once), then a range and order on one field.
+
+    Firestore serves several equality filters plus an order by merging one
+    (equality field, order field) index per filter, so one index per filter suffices.
+    """
+
+    name: str
+    equality_fields: tuple[str, ...]
+    order_field: str
+    direction: Direction
+
+    def indexes(self) -> frozenset[IndexSpec]:
+        return frozenset(
+            IndexSpec(((name, Direction.ASCENDING), (self.order_field, self.direction)))
+            for name in self.equality_fields
+        )
+
+
+# Filters an operator can combine when listing the audit log (newest first).
+LIST_FILTER_FIELDS = (
+    RecordField.EVENT_TYPE,
+    RecordField.PRINCIPAL,
+    RecordField.APPROVER,
+    RecordField.NOTIFIER_ID,
+    RecordField.OBJECT_ID,
+    RecordField.PUBLISH_STATUS,
+)
+
+QUERY_SHAPES: tuple[QueryShape, ...] = (
+    QueryShape("audit-list", LIST_FILTER_FIELDS, RecordField.RECEIVED_AT, Direction.DESCENDING),
+    QueryShape(
+        "audit-timeline", (RecordField.OBJECT_ID,), RecordField.OCCURRED_AT, Direction.ASCENDING
+    ),
+    QueryShape(
+        "redrive-pending",
+        (RecordField.PUBLISH_STATUS,),
+        RecordField.RECEIVED_AT,
+        Direction.DESCENDING,
+    ),
+    # Window scans (stats, export) filter and order on receivedAt alone: single-field index.
+    QueryShape("audit-window", (), RecordField.RECEIVED_AT, Direction.DESCENDING),
+)
+
+
+def required_indexes() -> frozenset[IndexSpec]:
+    """Every composite index the catalogue needs (what Terraform must declare, no more)."""
+    return frozenset().union(*(shape.indexes() for shape in QUERY_SHAPES))
+
+
+# Fields that are never filtered on and would only cost index writes (the body is up to
+# 256 KiB of bytes): Terraform exempts them from single-field indexing.
+UNINDEXED_FIELDS = ("body", "token", "reason", "permissionDescription", "p0Times")
+# TTL fields: the audit record's retention and the replay ledger's token expiry.
+AUDIT_TTL_FIELD = RecordField.EXPIRE_AT
+TOKEN_LEDGER_TTL_FIELD = "expiresAt"

@@ -1,0 +1,217 @@
+"""The audit record and the Pub/Sub message attributes: pure functions of a delivery.
+
+Field names here are a public contract: the operator CLI queries them, Terraform indexes
+them, and subscribers filter on the attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from p0_receiver.events import Notification
+from p0_receiver.tokens import VerifiedToken
+
+RECORD_SCHEMA_VERSION = 1
+MESSAGE_SCHEMA_VERSION = "1"
+# Pub/Sub rejects attribute values over 1024 bytes; such values stay in the body only.
+_MAX_ATTRIBUTE_BYTES = 1024
+# P0 may rename or add time fields; these are tried in order for "when did this happen".
+_OCCURRED_AT_FIELDS = ("lastUpdatedTimestamp", "createdAt", "requestedTimestamp")
+
+
+class PublishStatus(StrEnum):
+    RECEIVED = "received"  # durably recorded, not yet (known to be) on the topic
+    PUBLISHED = "published"
+
+
+class RecordField:
+    """Names of the audit record's fields (Firestore document keys)."""
+
+    EVENT_ID = "eventId"
+    EVENT_TYPE = "eventType"
+    NOTIFIER_ID = "notifierId"
+    OBJECT_ID = "objectId"
+    PRINCIPAL = "principal"
+    REQUESTOR = "requestor"
+    APPROVER = "approver"
+    PERMISSION_NAME = "permissionName"
+    OCCURRED_AT = "occurredAt"
+    RECEIVED_AT = "receivedAt"
+    LAST_RECEIVED_AT = "lastReceivedAt"
+    DELIVERY_COUNT = "deliveryCount"
+    BODY = "body"
+    PUBLISH_STATUS = "publishStatus"
+    MESSAGE_ID = "messageId"
+    PUBLISHED_AT = "publishedAt"
+    PUBLISH_ATTEMPTS = "publishAttempts"
+    LAST_PUBLISH_ERROR = "lastPublishError"
+    LAST_PUBLISH_ATTEMPT_AT = "lastPublishAttemptAt"
+    EXPIRE_AT = "expireAt"
+
+
+@dataclass(frozen=True)
+class SearchableFields:
+    """What an auditor filters on, lifted out of ``data`` with type checks (never trusted)."""
+
+    object_id: str | None = None
+    principal: str | None = None
+    requestor: str | None = None
+    approver: str | None = None
+    approver_name: str | None = None
+    permission_name: str | None = None
+    permission_description: str | None = None
+    integration: str | None = None
+    access: str | None = None
+    request_status: str | None = None
+    reason: str | None = None
+    approval_source: str | None = None
+    p0_times: dict[str, datetime] = field(default_factory=dict)
+
+
+def _text(container: Mapping[str, Any] | None, *names: str) -> str | None:
+    if not isinstance(container, Mapping):
+        return None
+    for name in names:
+        value = container.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _epoch_millis(value: Any) -> datetime | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def lift_fields(data: Mapping[str, Any]) -> SearchableFields:
+    """Read the searchable fields of any event's ``data``, known shape or not."""
+    approver = data.get("approver")
+    details = data.get("approvalDetails")
+    permission = data.get("permission")
+    times: dict[str, datetime] = {}
+    for name, value in data.items():
+        if name.endswith(("At", "Timestamp")) and (moment := _epoch_millis(value)) is not None:
+            times[name] = moment
+    for block, name in ((approver, "approvalTimestamp"), (details, "approvedTimestamp")):
+        if isinstance(block, Mapping) and (moment := _epoch_millis(block.get(name))) is not None:
+            times[name] = moment
+    return SearchableFields(
+        object_id=_text(data, "id", "requestId"),
+        principal=_text(data, "principal"),
+        requestor=_text(data, "requestor"),
+        approver=_text(approver, "email", "id") or _text(details, "email", "name"),
+        approver_name=_text(approver, "name") or _text(details, "name"),
+        permission_name=_text(permission, "name"),
+        permission_description=_text(permission, "description"),
+        integration=_text(data, "type"),
+        access=_text(data, "access"),
+        request_status=_text(data, "status"),
+        reason=_text(data, "reason"),
+        approval_source=_text(approver, "approvalSource") or _text(details, "approvalSource"),
+        p0_times=times,
+    )
+
+
+def _firestore_safe(value: Any) -> Any:
+    # Firestore cannot store an array directly inside an array; keep such values as JSON text.
+    if isinstance(value, list):
+        if any(isinstance(item, list) for item in value):
+            return json.dumps(value, sort_keys=True)
+        return [_firestore_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _firestore_safe(item) for key, item in value.items()}
+    return value
+
+
+def build_audit_record(
+    notification: Notification,
+    token: VerifiedToken,
+    *,
+    received_at: datetime,
+    retention_days: int,
+) -> dict[str, Any]:
+    """The Firestore document for a first delivery (``deliveryCount`` 1, status received)."""
+    envelope = notification.envelope
+    lifted = lift_fields(envelope.data)
+    occurred_at = next(
+        (lifted.p0_times[name] for name in _OCCURRED_AT_FIELDS if name in lifted.p0_times), None
+    )
+    record: dict[str, Any] = {
+        "recordSchemaVersion": RECORD_SCHEMA_VERSION,
+        RecordField.EVENT_ID: notification.event_id,
+        RecordField.EVENT_TYPE: envelope.eventType,
+        RecordField.NOTIFIER_ID: envelope.id,
+        "notifierName": envelope.name,
+        "shapeCheck": str(notification.shape),
+        RecordField.OBJECT_ID: lifted.object_id,
+        RecordField.PRINCIPAL: lifted.principal,
+        RecordField.REQUESTOR: lifted.requestor,
+        RecordField.APPROVER: lifted.approver,
+        "approverName": lifted.approver_name,
+        "approvalSource": lifted.approval_source,
+        RecordField.PERMISSION_NAME: lifted.permission_name,
+        "permissionDescription": lifted.permission_description,
+        "integration": lifted.integration,
+        "access": lifted.access,
+        "requestStatus": lifted.request_status,
+        "reason": lifted.reason,
+        "p0Times": lifted.p0_times,
+        # Timelines sort on occurredAt; documents without the field would drop out of them.
+        RecordField.OCCURRED_AT: occurred_at or received_at,
+        "occurredAtSource": "p0" if occurred_at else "receivedAt",
+        RecordField.RECEIVED_AT: received_at,
+        RecordField.LAST_RECEIVED_AT: received_at,
+        RecordField.DELIVERY_COUNT: 1,
+        "token": {
+            "header": _firestore_safe(token.header),
+            "claims": _firestore_safe(token.claims),
+            "fingerprint": token.fingerprint,
+        },
+        RecordField.BODY: notification.raw,
+        "bodySha256": hashlib.sha256(notification.raw).hexdigest(),
+        "bodyBytes": len(notification.raw),
+        RecordField.PUBLISH_STATUS: str(PublishStatus.RECEIVED),
+        RecordField.MESSAGE_ID: None,
+        RecordField.PUBLISHED_AT: None,
+        RecordField.PUBLISH_ATTEMPTS: 0,
+        RecordField.LAST_PUBLISH_ERROR: None,
+        RecordField.LAST_PUBLISH_ATTEMPT_AT: None,
+    }
+    if retention_days > 0:
+        record[RecordField.EXPIRE_AT] = received_at + timedelta(days=retention_days)
+    return record
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, millisecond precision, ``Z`` suffix: what subscribers parse most easily."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_attributes(record: Mapping[str, Any], *, replay: bool = False) -> dict[str, str]:
+    """Pub/Sub attributes (schema version 1) for a stored audit record."""
+    candidates = {
+        "eventId": record[RecordField.EVENT_ID],
+        "eventType": record[RecordField.EVENT_TYPE],
+        "notifierId": record[RecordField.NOTIFIER_ID],
+        "objectId": record.get(RecordField.OBJECT_ID),
+        "principal": record.get(RecordField.PRINCIPAL),
+        "receivedAt": rfc3339(record[RecordField.RECEIVED_AT]),
+        "schemaVersion": MESSAGE_SCHEMA_VERSION,
+    }
+    if replay:
+        candidates["replay"] = "true"
+    return {
+        name: value
+        for name, value in candidates.items()
+        if isinstance(value, str) and value and len(value.encode("utf-8")) <= _MAX_ATTRIBUTE_BYTES
+    }

@@ -1,0 +1,126 @@
+"""The receiver's configuration: one frozen model, read once from the environment.
+
+The environment variable names are a public contract (README, Terraform, Cloud Build).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from p0_receiver.errors import ConfigurationError
+
+# P0 payloads are a few hundred bytes; the audit record keeps the body verbatim and must
+# stay well inside Firestore's 1 MiB document limit, hence the hard ceiling.
+MAX_BODY_BYTES_CEILING = 256 * 1024
+
+_TOPIC_PREFIX = "projects/"
+
+
+class Settings(BaseModel):
+    """Everything the receiver and the operator CLI read from the environment."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+    public_keys: Annotated[str | None, Field(alias="P0_PUBLIC_KEYS")] = None
+    public_keys_file: Annotated[Path | None, Field(alias="P0_PUBLIC_KEYS_FILE")] = None
+    jwt_issuer: Annotated[str | None, Field(alias="P0_JWT_ISSUER")] = None
+    jwt_audience: Annotated[str | None, Field(alias="P0_JWT_AUDIENCE")] = None
+    jwt_subject: Annotated[str | None, Field(alias="P0_JWT_SUBJECT")] = None
+    jwt_leeway_seconds: Annotated[int, Field(alias="P0_JWT_LEEWAY_SECONDS", ge=0, le=300)] = 30
+    jwt_max_lifetime_seconds: Annotated[
+        int, Field(alias="P0_JWT_MAX_LIFETIME_SECONDS", ge=60, le=86_400)
+    ] = 3600
+    reject_unknown_event_types: Annotated[
+        bool, Field(alias="P0_REJECT_UNKNOWN_EVENT_TYPES")
+    ] = False
+
+    project: Annotated[str, Field(alias="GOOGLE_CLOUD_PROJECT", min_length=1)]
+    pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
+    firestore_database: Annotated[str, Field(alias="FIRESTORE_DATABASE", min_length=1)] = (
+        "(default)"
+    )
+    firestore_collection: Annotated[
+        str, Field(alias="FIRESTORE_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+    ] = "p0_notifications"
+    token_collection: Annotated[
+        str, Field(alias="FIRESTORE_TOKEN_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+    ] = "p0_token_fingerprints"
+
+    max_body_bytes: Annotated[
+        int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
+    ] = 64 * 1024
+    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = (
+        400
+    )
+    firestore_timeout_seconds: Annotated[
+        float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
+    ] = 4.0
+    publish_timeout_seconds: Annotated[
+        float, Field(alias="PUBSUB_PUBLISH_TIMEOUT_SECONDS", gt=0, le=15)
+    ] = 8.0
+    retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_means_unset(cls, value: Any) -> Any:
+        # Terraform and Cloud Build often pass optional variables as empty strings.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("pubsub_topic")
+    @classmethod
+    def _topic_shape(cls, value: str) -> str:
+        if value.startswith(_TOPIC_PREFIX):
+            parts = value.split("/")
+            if len(parts) != 4 or parts[2] != "topics" or not parts[1] or not parts[3]:
+                raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
+        elif "/" in value:
+            raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one_key_source(self) -> Settings:
+        if (self.public_keys is None) == (self.public_keys_file is None):
+            raise ValueError("set exactly one of P0_PUBLIC_KEYS or P0_PUBLIC_KEYS_FILE")
+        return self
+
+    @property
+    def topic_path(self) -> str:
+        """The fully qualified Pub/Sub topic name."""
+        if self.pubsub_topic.startswith(_TOPIC_PREFIX):
+            return self.pubsub_topic
+        return f"projects/{self.project}/topics/{self.pubsub_topic}"
+
+    def read_public_keys(self) -> str:
+        """The configured key material, from the variable or the mounted file."""
+        if self.public_keys is not None:
+            return self.public_keys
+        assert self.public_keys_file is not None  # guaranteed by _exactly_one_key_source
+        try:
+            return self.public_keys_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                "P0_PUBLIC_KEYS_FILE", f"cannot be read ({type(exc).__name__})"
+            ) from exc
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    return str(loc[0]) if loc else "configuration"
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate the environment once; the error names the first offending variable."""
+    try:
+        return Settings.model_validate(dict(environ))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        name = _variable_name(first["loc"])
+        if name == "configuration" and "P0_PUBLIC_KEYS" in message:
+            name = "P0_PUBLIC_KEYS"
+        raise ConfigurationError(name, message) from exc
