@@ -7,10 +7,10 @@ from pathlib import Path
 # Cloud Functions installs requirements.txt but not this project: import it from the source.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-import flask  # noqa: E402
-import functions_framework  # noqa: E402
+import flask
+import functions_framework
 
-from p0_receiver.app import build_webhook  # noqa: E402
+from p0_receiver.app import build_webhook
 
 # Cold start: settings and keys are validated here, so a misconfigured deploy fails to start
 # with a message naming the variable instead of answering requests wrongly.

@@ -1,5 +1,5 @@
 terraform {
-  # 1.5+ for `check`-free validation functions used in variables.tf; tested with 1.11.
+  # Variable validations only reference their own variable, so 1.5 is enough.
   required_version = ">= 1.5.0"
 
   required_providers {

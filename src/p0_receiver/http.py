@@ -31,7 +31,9 @@ _JSON = "application/json"
 _REALM = 'Bearer realm="p0-notifications"'
 
 
-def json_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> flask.Response:
+def json_response(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> flask.Response:
     return flask.Response(
         json.dumps(body, separators=(",", ":")),
         status=status,
@@ -48,7 +50,9 @@ def error_response(error: ReceiverError, *, retry_after_seconds: int) -> flask.R
         body["reason"] = str(error.reason)
         # RFC 6750: no error attribute when the request carried no credentials at all.
         headers["WWW-Authenticate"] = (
-            _REALM if error.reason is AuthFailure.MISSING_TOKEN else f'{_REALM}, error="invalid_token"'
+            _REALM
+            if error.reason is AuthFailure.MISSING_TOKEN
+            else f'{_REALM}, error="invalid_token"'
         )
     elif isinstance(error, MethodNotAllowedError):
         headers["Allow"] = "POST"
@@ -160,4 +164,3 @@ class WebhookHandler:
         reason = str(error.reason) if isinstance(error, AuthenticationError) else error.code
         fields.update(outcome="rejected", reason=reason)
         return "WARNING"
-

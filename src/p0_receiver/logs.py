@@ -49,8 +49,14 @@ def configure_logging(level: int = logging.INFO) -> logging.Logger:
     return logger
 
 
-_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "NOTICE": logging.INFO,
-           "WARNING": logging.WARNING, "ERROR": logging.ERROR, "ALERT": logging.CRITICAL}
+_LEVELS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "NOTICE": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "ALERT": logging.CRITICAL,
+}
 
 
 def log_event(severity: str, event: str, fields: Mapping[str, Any]) -> None:
@@ -59,7 +65,10 @@ def log_event(severity: str, event: str, fields: Mapping[str, Any]) -> None:
     logger.log(
         _LEVELS[severity],
         event,
-        extra={"severity": severity, _FIELDS_ATTRIBUTE: {k: v for k, v in fields.items() if v is not None}},
+        extra={
+            "severity": severity,
+            _FIELDS_ATTRIBUTE: {k: v for k, v in fields.items() if v is not None},
+        },
     )
 
 

@@ -15,7 +15,9 @@ from typing import Any, Protocol
 class TokenLedger(Protocol):
     """Remembers which event each accepted token carried, until the token expires."""
 
-    def remember(self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime) -> str:
+    def remember(
+        self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime
+    ) -> str:
         """Record the pair atomically if new; return the event id first seen with the token."""
 
 

@@ -7,6 +7,7 @@ or answered with a retryable error.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -140,12 +141,11 @@ def publish_record(
             bytes(record[RecordField.BODY]), message_attributes(record, replay=replay)
         )
     except DownstreamUnavailableError as failure:
-        try:
+        # If even this note fails the record is still "received": a redrive will find it.
+        with contextlib.suppress(DownstreamUnavailableError):
             audit_log.note_publish_failure(
                 event_id, error=f"{failure.reason}: {failure.detail or 'unknown'}", now=now
             )
-        except DownstreamUnavailableError:
-            pass  # the record is still "received": the redrive will find it either way
         raise
     if replay:
         return message_id, True

@@ -34,9 +34,9 @@ class Settings(BaseModel):
     jwt_max_lifetime_seconds: Annotated[
         int, Field(alias="P0_JWT_MAX_LIFETIME_SECONDS", ge=60, le=86_400)
     ] = 3600
-    reject_unknown_event_types: Annotated[
-        bool, Field(alias="P0_REJECT_UNKNOWN_EVENT_TYPES")
-    ] = False
+    reject_unknown_event_types: Annotated[bool, Field(alias="P0_REJECT_UNKNOWN_EVENT_TYPES")] = (
+        False
+    )
 
     project: Annotated[str, Field(alias="GOOGLE_CLOUD_PROJECT", min_length=1)]
     pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
@@ -53,9 +53,7 @@ class Settings(BaseModel):
     max_body_bytes: Annotated[
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
-    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = (
-        400
-    )
+    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
     firestore_timeout_seconds: Annotated[
         float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
     ] = 4.0
@@ -100,7 +98,8 @@ class Settings(BaseModel):
         """The configured key material, from the variable or the mounted file."""
         if self.public_keys is not None:
             return self.public_keys
-        assert self.public_keys_file is not None  # guaranteed by _exactly_one_key_source
+        if self.public_keys_file is None:  # unreachable: _exactly_one_key_source checked it
+            raise ConfigurationError("P0_PUBLIC_KEYS", "not set")
         try:
             return self.public_keys_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -60,9 +60,10 @@ class FirestoreTokenLedger:
                     retry=self._retry,
                     timeout=self._timeout,
                 )
-                return event_id
             except google_exceptions.AlreadyExists:
                 stored = document.get(retry=self._retry, timeout=self._timeout).to_dict() or {}
+            else:
+                return event_id
         first = stored.get("eventId")
         return first if isinstance(first, str) else event_id
 

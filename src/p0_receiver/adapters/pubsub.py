@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 (mypy: untyped namespace)
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
-from google.cloud import pubsub_v1
 
 from p0_receiver.errors import DownstreamUnavailableError
 

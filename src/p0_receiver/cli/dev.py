@@ -30,7 +30,7 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so every `finally` stops its process
 
 
@@ -40,30 +40,54 @@ def dev() -> None:
 
 
 @dev.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR / "keys",
-              show_default=True, help="Where to write private.pem, public.pem, public.jwk.json.")
-@click.option("--algorithm", type=click.Choice(simulator.SUPPORTED_ALGORITHMS), default="ES256",
-              show_default=True)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DEV_DIR / "keys",
+    show_default=True,
+    help="Where to write private.pem, public.pem, public.jwk.json.",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(simulator.SUPPORTED_ALGORITHMS),
+    default="ES256",
+    show_default=True,
+)
 @click.option("--force", is_flag=True, help="Replace an existing keypair.")
 def keygen(directory: Path, algorithm: str, force: bool) -> None:
     """Generate a dev keypair standing in for the one P0 creates at integration setup."""
     if (directory / "key.json").exists() and not force:
-        raise click.UsageError(f"a keypair already exists in {directory}; pass --force to replace it")
+        raise click.UsageError(
+            f"a keypair already exists in {directory}; pass --force to replace it"
+        )
     simulator.save_keypair(simulator.generate_keypair(algorithm), directory)
     _err.print(f"wrote {directory}/private.pem, public.pem, public.jwk.json ({algorithm})")
     click.echo((directory / "public.pem").read_text(), nl=False)
 
 
 def _token_options(command: Any) -> Any:
-    for option in reversed([
-        click.option("--key-dir", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR / "keys",
-                     show_default=True, help="Dev keypair directory (created if missing)."),
-        click.option("--issuer", default=simulator.DEV_ISSUER, show_default=True),
-        click.option("--audience", default=simulator.DEV_AUDIENCE, show_default=True),
-        click.option("--subject", default=simulator.DEV_SUBJECT, show_default=True),
-        click.option("--lifetime", type=click.IntRange(1, 86_400), default=300, show_default=True,
-                     help="Token lifetime in seconds."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--key-dir",
+                type=click.Path(path_type=Path),
+                default=DEFAULT_DEV_DIR / "keys",
+                show_default=True,
+                help="Dev keypair directory (created if missing).",
+            ),
+            click.option("--issuer", default=simulator.DEV_ISSUER, show_default=True),
+            click.option("--audience", default=simulator.DEV_AUDIENCE, show_default=True),
+            click.option("--subject", default=simulator.DEV_SUBJECT, show_default=True),
+            click.option(
+                "--lifetime",
+                type=click.IntRange(1, 86_400),
+                default=300,
+                show_default=True,
+                help="Token lifetime in seconds.",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -73,24 +97,55 @@ def _token_options(command: Any) -> Any:
 def token(key_dir: Path, issuer: str, audience: str, subject: str, lifetime: int) -> None:
     """Print a bearer token signed with the dev key, as P0 would send it."""
     keypair = simulator.load_or_create_keypair(key_dir)
-    click.echo(simulator.sign_token(keypair, now=_now(), issuer=issuer, audience=audience,
-                                    subject=subject, lifetime=timedelta(seconds=lifetime)))
+    click.echo(
+        simulator.sign_token(
+            keypair,
+            now=_now(),
+            issuer=issuer,
+            audience=audience,
+            subject=subject,
+            lifetime=timedelta(seconds=lifetime),
+        )
+    )
 
 
 @dev.command()
 @click.argument("url")
-@click.option("--sample", type=click.Choice(sorted(samples.SAMPLES)), default="preapproval-created",
-              show_default=True, help="Which built-in delivery to send.")
-@click.option("--file", "body_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Send this file's bytes instead of a sample.")
+@click.option(
+    "--sample",
+    type=click.Choice(sorted(samples.SAMPLES)),
+    default="preapproval-created",
+    show_default=True,
+    help="Which built-in delivery to send.",
+)
+@click.option(
+    "--file",
+    "body_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Send this file's bytes instead of a sample.",
+)
 @_token_options
-def send(url: str, sample: str, body_file: Path | None, key_dir: Path, issuer: str, audience: str,
-         subject: str, lifetime: int) -> None:
+def send(
+    url: str,
+    sample: str,
+    body_file: Path | None,
+    key_dir: Path,
+    issuer: str,
+    audience: str,
+    subject: str,
+    lifetime: int,
+) -> None:
     """Sign a token and POST a delivery to URL the way P0 does; print the answer."""
     keypair = simulator.load_or_create_keypair(key_dir)
     body = body_file.read_bytes() if body_file else samples.SAMPLES[sample]
-    token_text = simulator.sign_token(keypair, now=_now(), issuer=issuer, audience=audience,
-                                      subject=subject, lifetime=timedelta(seconds=lifetime))
+    token_text = simulator.sign_token(
+        keypair,
+        now=_now(),
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        lifetime=timedelta(seconds=lifetime),
+    )
     try:
         answer = simulator.post_delivery(url, body, token=token_text)
     except OSError as failure:
@@ -109,7 +164,9 @@ def with_emulators(command: tuple[str, ...]) -> None:
     try:
         with running_emulators() as emulator_env:
             _err.print(f"emulators ready: {emulator_env}")
-            completed = subprocess.run(list(command), env={**os.environ, **emulator_env}, check=False)
+            completed = subprocess.run(
+                list(command), env={**os.environ, **emulator_env}, check=False
+            )
     except EmulatorError as problem:
         raise click.ClickException(str(problem)) from problem
     except KeyboardInterrupt:
@@ -118,8 +175,14 @@ def with_emulators(command: tuple[str, ...]) -> None:
 
 
 @dev.command()
-@click.option("--dir", "dev_dir", type=click.Path(path_type=Path), default=DEFAULT_DEV_DIR,
-              show_default=True, help="Dev keypair and logs.")
+@click.option(
+    "--dir",
+    "dev_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DEV_DIR,
+    show_default=True,
+    help="Dev keypair and logs.",
+)
 @click.option("--exit-after-samples", is_flag=True, help="Stop after showing the samples.")
 def up(dev_dir: Path, exit_after_samples: bool) -> None:
     """Run everything locally: emulators, the function, two signed sample deliveries."""
@@ -143,18 +206,21 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
                 stack.LOCAL_PROJECT, stack.LOCAL_TOPIC, stack.LOCAL_SUBSCRIPTION
             )
             log_path = dev_dir / "logs" / "function.log"
-            with log_path.open("ab") as function_log, stack.function_server(
-                env, stdout=function_log.fileno()
-            ) as server:
+            with (
+                log_path.open("ab") as function_log,
+                stack.function_server(env, stdout=function_log.fileno()) as server,
+            ):
                 _show_samples(stack, server.url, keypair)
-                _out.print(Panel.fit(
-                    f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
-                    f"Emulators: {emulator_env}\n"
-                    f"Send more: python -m p0_receiver dev send {server.url} "
-                    "--sample request-approved\n"
-                    "Ctrl-C stops the function and both emulators.",
-                    title="running",
-                ))
+                _out.print(
+                    Panel.fit(
+                        f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
+                        f"Emulators: {emulator_env}\n"
+                        f"Send more: python -m p0_receiver dev send {server.url} "
+                        "--sample request-approved\n"
+                        "Ctrl-C stops the function and both emulators.",
+                        title="running",
+                    )
+                )
                 while not exit_after_samples:
                     time.sleep(3600)
     except EmulatorError as problem:
@@ -174,12 +240,25 @@ def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
             raise click.ClickException(f"the sample {name} was not accepted")
         event_id = answer.json()["eventId"]
         record = stack.read_record(stack.LOCAL_PROJECT, "(default)", "p0_notifications", event_id)
-        _out.print(Panel(JSON(json.dumps(record_for_display(record or {}))),
-                         title=f"Firestore p0_notifications/{event_id[:16]}…"))
+        _out.print(
+            Panel(
+                JSON(json.dumps(record_for_display(record or {}))),
+                title=f"Firestore p0_notifications/{event_id[:16]}…",
+            )
+        )
     time.sleep(0.2)
     for message in stack.pull_messages(stack.LOCAL_PROJECT, stack.LOCAL_SUBSCRIPTION):
-        _out.print(Panel(
-            JSON(json.dumps({"messageId": message.message_id, "attributes": message.attributes,
-                             "data": message.data.decode("utf-8", "replace")})),
-            title=f"Pub/Sub message pulled from {stack.LOCAL_SUBSCRIPTION}",
-        ))
+        _out.print(
+            Panel(
+                JSON(
+                    json.dumps(
+                        {
+                            "messageId": message.message_id,
+                            "attributes": message.attributes,
+                            "data": message.data.decode("utf-8", "replace"),
+                        }
+                    )
+                ),
+                title=f"Pub/Sub message pulled from {stack.LOCAL_SUBSCRIPTION}",
+            )
+        )

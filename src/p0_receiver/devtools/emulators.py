@@ -76,18 +76,28 @@ def _commands(root: Path, firestore_port: int, pubsub_port: int) -> dict[str, li
     if java is None:
         raise EmulatorError("java is not on PATH: the emulators need Java 17 or newer")
     firestore_jar = root / "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
-    pubsub_jars = sorted(glob.glob(str(root / "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar")))
+    pubsub_jars = sorted(
+        glob.glob(str(root / "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"))
+    )
     if not firestore_jar.is_file():
-        raise EmulatorError(f"Firestore emulator jar missing under {root}: install the "
-                            "cloud-firestore-emulator component")
+        raise EmulatorError(
+            f"Firestore emulator jar missing under {root}: install the "
+            "cloud-firestore-emulator component"
+        )
     if not pubsub_jars:
-        raise EmulatorError(f"Pub/Sub emulator jar missing under {root}: install the "
-                            "pubsub-emulator component")
+        raise EmulatorError(
+            f"Pub/Sub emulator jar missing under {root}: install the pubsub-emulator component"
+        )
     return {
         "firestore": [
-            java, "-Duser.language=en", "-cp", str(firestore_jar),
-            "com.google.cloud.datastore.emulator.firestore.CloudFirestore", "start",
-            f"--host={LOOPBACK}", f"--port={firestore_port}",
+            java,
+            "-Duser.language=en",
+            "-cp",
+            str(firestore_jar),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+            "start",
+            f"--host={LOOPBACK}",
+            f"--port={firestore_port}",
         ],
         "pubsub": [java, "-jar", pubsub_jars[-1], f"--host={LOOPBACK}", f"--port={pubsub_port}"],
     }
@@ -101,10 +111,12 @@ def _wait_ready(emulator: Emulator, deadline: float) -> None:
                 f"{emulator.name} emulator exited with {emulator.process.returncode}; "
                 f"see {emulator.log_path}"
             )
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(url, timeout=1) as answer:  # noqa: S310 (loopback only)
-                if answer.read().strip() == b"Ok":
-                    return
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=1) as answer,
+        ):
+            if answer.read().strip() == b"Ok":
+                return
         time.sleep(0.2)
     raise EmulatorError(f"{emulator.name} emulator not ready after {READY_TIMEOUT_SECONDS:.0f} s")
 
@@ -137,7 +149,10 @@ def running_emulators(log_dir: Path | None = None) -> Iterator[dict[str, str]]:
             log_path = logs / f"{name}.log"
             with log_path.open("wb") as log:
                 process = subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                     start_new_session=True,  # its own process group: killed whole, no orphan JVM
                 )
             started.append(Emulator(name, env_vars[name], ports[name], process, log_path))

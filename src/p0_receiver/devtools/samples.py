@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-# The example body from P0's custom-notifier documentation, compact as a JSON.stringify()
-# sender would produce it: this is the form whose length matches the docs' Content-Length (568).
+# The example body from P0's custom-notifier documentation, compact as JSON.stringify()
+# writes it: the form whose length matches the docs' Content-Length (568).
 PREAPPROVAL_CREATED = (
-    b"{\"id\":\"my-notifier-service\",\"name\":\"My Notifier Service\",\"eventType\":\"preapproval-created\","
-    b"\"data\":{\"id\":\"07ZmVeUxSc4LyhrGhlzK\",\"type\":\"ssh\",\"access\":\"session\",\"permission\":{\"name\":\"demo-node-1\","
-    b"\"description\":\"sudo SSH access to demo-node-1 in AWS account Dev Stack\"},\"startsAt\":782735400000,"
-    b"\"endsAt\":782735400000,\"createdAt\":782735400000,\"principal\":\"john.smith@p0.dev\",\"approver\":{\"id\":\"john.smith@p0.dev\","
-    b"\"name\":\"John Smith\",\"email\":\"john.smith@p0.dev\",\"approvalTimestamp\":782735400000,"
-    b"\"approvalSource\":\"webapp\"},\"reason\":\"Need to give a big customer a fancy demo\"}}"
+    b'{"id":"my-notifier-service","name":"My Notifier Service","eventType":"preapproval-created",'
+    b'"data":{"id":"07ZmVeUxSc4LyhrGhlzK","type":"ssh","access":"session","permission":{"name":"demo-node-1",'
+    b'"description":"sudo SSH access to demo-node-1 in AWS account Dev Stack"},"startsAt":782735400000,'
+    b'"endsAt":782735400000,"createdAt":782735400000,"principal":"john.smith@p0.dev","approver":{"id":"john.smith@p0.dev",'
+    b'"name":"John Smith","email":"john.smith@p0.dev","approvalTimestamp":782735400000,'
+    b'"approvalSource":"webapp"},"reason":"Need to give a big customer a fancy demo"}}'
 )
 
 # P0 has not published request-event bodies; this follows the fields its CLI models for an

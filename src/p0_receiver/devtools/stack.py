@@ -32,8 +32,8 @@ def source_root() -> Path:
 
 
 def ensure_topic_and_subscription(project: str, topic: str, subscription: str) -> None:
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 (mypy: untyped namespace)
     from google.api_core import exceptions
-    from google.cloud import pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -54,15 +54,21 @@ class PulledMessage:
     attributes: dict[str, str]
 
 
-def pull_messages(project: str, subscription: str, *, max_messages: int = 10) -> list[PulledMessage]:
+def pull_messages(
+    project: str, subscription: str, *, max_messages: int = 10
+) -> list[PulledMessage]:
     """Pull and acknowledge whatever is waiting now (never blocks on an empty queue)."""
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 (mypy: untyped namespace)
 
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(project, subscription)
     try:
         response = subscriber.pull(
-            request={"subscription": path, "max_messages": max_messages, "return_immediately": True},
+            request={
+                "subscription": path,
+                "max_messages": max_messages,
+                "return_immediately": True,
+            },
             timeout=10,
         )
         received = response.received_messages
@@ -71,14 +77,18 @@ def pull_messages(project: str, subscription: str, *, max_messages: int = 10) ->
                 request={"subscription": path, "ack_ids": [item.ack_id for item in received]}
             )
         return [
-            PulledMessage(item.message.message_id, bytes(item.message.data), dict(item.message.attributes))
+            PulledMessage(
+                item.message.message_id, bytes(item.message.data), dict(item.message.attributes)
+            )
             for item in received
         ]
     finally:
         subscriber.close()
 
 
-def read_record(project: str, database: str, collection: str, event_id: str) -> dict[str, Any] | None:
+def read_record(
+    project: str, database: str, collection: str, event_id: str
+) -> dict[str, Any] | None:
     from google.cloud import firestore
 
     client = firestore.Client(project=project, database=database)
@@ -118,8 +128,13 @@ def function_server(
     port = free_port()
     process = subprocess.Popen(
         [
-            python, "-m", "functions_framework", "--target=receive", "--source=main.py",
-            f"--host={LOOPBACK}", f"--port={port}",
+            python,
+            "-m",
+            "functions_framework",
+            "--target=receive",
+            "--source=main.py",
+            f"--host={LOOPBACK}",
+            f"--port={port}",
         ],
         cwd=directory,
         env={**os.environ, **env},
