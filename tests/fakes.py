@@ -1,0 +1,88 @@
+"""In-memory implementations of the ports, with switchable failures, for unit tests."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from p0_receiver.errors import DownstreamUnavailableError
+from p0_receiver.record import PublishStatus, RecordField
+
+
+class InMemoryTokenLedger:
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.unavailable = False
+
+    def remember(
+        self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime
+    ) -> str:
+        if self.unavailable:
+            raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
+        entry = self.entries.setdefault(
+            fingerprint, {"eventId": event_id, "expiresAt": expires_at, "firstSeenAt": now}
+        )
+        return str(entry["eventId"])
+
+
+class InMemoryAuditLog:
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.unavailable = False
+        self.fail_marking = False
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+
+    def create(self, record: Mapping[str, Any]) -> bool:
+        self._check()
+        event_id = record[RecordField.EVENT_ID]
+        if event_id in self.records:
+            return False
+        self.records[event_id] = dict(record)
+        return True
+
+    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+        self._check()
+        record = self.records[event_id]
+        record[RecordField.DELIVERY_COUNT] += 1
+        record[RecordField.LAST_RECEIVED_AT] = now
+        return dict(record)
+
+    def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
+        self._check()
+        if self.fail_marking:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+        record = self.records[event_id]
+        record.update(
+            {
+                RecordField.PUBLISH_STATUS: str(PublishStatus.PUBLISHED),
+                RecordField.MESSAGE_ID: message_id,
+                RecordField.PUBLISHED_AT: now,
+                RecordField.PUBLISH_ATTEMPTS: record[RecordField.PUBLISH_ATTEMPTS] + 1,
+            }
+        )
+
+    def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
+        self._check()
+        record = self.records[event_id]
+        record[RecordField.PUBLISH_ATTEMPTS] += 1
+        record[RecordField.LAST_PUBLISH_ERROR] = error
+        record[RecordField.LAST_PUBLISH_ATTEMPT_AT] = now
+
+
+class InMemoryPublisher:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
+        self.unavailable = False
+        self._ids = itertools.count(1)
+
+    def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
+        if self.unavailable:
+            raise DownstreamUnavailableError("publish_failed", detail="Injected")
+        message_id = str(next(self._ids))
+        self.messages.append((message_id, data, dict(attributes)))
+        return message_id

@@ -1,0 +1,243 @@
+"""The HTTP edge over in-memory ports: status codes, headers, JSON bodies and the log line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import flask
+import pytest
+from werkzeug.test import TestResponse
+
+from p0_receiver.app import Backends, build_webhook
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
+from tests.fakes import InMemoryAuditLog, InMemoryPublisher, InMemoryTokenLedger
+from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+TRACE = "105445aa7843bc8bf206b12000100000"
+
+
+class Edge:
+    def __init__(self, **env: str) -> None:
+        self.ledger = InMemoryTokenLedger()
+        self.audit = InMemoryAuditLog()
+        self.publisher = InMemoryPublisher()
+        handler = build_webhook(
+            {
+                "GOOGLE_CLOUD_PROJECT": "acme",
+                "PUBSUB_TOPIC": "p0",
+                "P0_PUBLIC_KEYS": keypair().public_pem.decode(),
+                "P0_JWT_ISSUER": ISSUER,
+                "P0_JWT_AUDIENCE": AUDIENCE,
+                "P0_JWT_SUBJECT": SUBJECT,
+                **env,
+            },
+            backends=lambda _: Backends(self.ledger, self.audit, self.publisher),
+            clock=lambda: NOW,
+        )
+        app = flask.Flask("edge")
+        app.add_url_rule(
+            "/", "receive", lambda: handler(flask.request), methods=["GET", "POST", "PUT", "DELETE"]
+        )
+        self.client = app.test_client()
+
+    def post(
+        self,
+        body: bytes = PREAPPROVAL_CREATED,
+        *,
+        authorization: str | None = "fresh",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> TestResponse:
+        all_headers = {"Content-Type": content_type, **(headers or {})}
+        if authorization == "fresh":
+            all_headers["Authorization"] = f"Bearer {token()}"
+        elif authorization is not None:
+            all_headers["Authorization"] = authorization
+        return self.client.post("/", data=body, headers=all_headers)
+
+    def nothing_written(self) -> bool:
+        return not (self.ledger.entries or self.audit.records or self.publisher.messages)
+
+
+@pytest.fixture
+def edge() -> Edge:
+    return Edge()
+
+
+def error_of(response: TestResponse) -> dict[str, Any]:
+    assert response.mimetype == "application/json"
+    error: dict[str, Any] = response.get_json()["error"]
+    return error
+
+
+def test_success_is_exactly_200_with_a_small_json_body(edge: Edge) -> None:
+    response = edge.post()
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "accepted",
+        "eventId": edge.publisher.messages[0][2]["eventId"],
+    }
+    assert edge.post().get_json()["status"] == "duplicate"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_get_405_with_allow(edge: Edge, method: str) -> None:
+    response = edge.client.open("/", method=method)
+    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
+    assert error_of(response)["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+)
+def test_non_json_content_type_gets_415(edge: Edge, content_type: str) -> None:
+    response = edge.post(content_type=content_type)
+    assert response.status_code == 415
+    assert error_of(response)["code"] == "unsupported_media_type"
+    assert edge.nothing_written()
+
+
+def test_json_with_utf8_charset_is_accepted(edge: Edge) -> None:
+    assert edge.post(content_type="application/json; charset=UTF-8").status_code == 200
+
+
+def test_declared_oversized_body_gets_413_without_reading(edge: Edge) -> None:
+    response = edge.post(b"{" + b" " * (64 * 1024) + b"}")
+    assert response.status_code == 413
+    assert error_of(response) == {
+        "code": "payload_too_large",
+        "message": "body exceeds the limit of 65536 bytes",
+    }
+    assert edge.nothing_written()
+
+
+def test_chunked_oversized_body_gets_413(edge: Edge) -> None:
+    # As gunicorn hands over a chunked body: decoded, no length, input marked as terminated.
+    stream = io.BytesIO(b"{" + b" " * (70 * 1024) + b"}")
+    response = edge.client.post(
+        "/",
+        input_stream=stream,
+        environ_overrides={"wsgi.input_terminated": True},
+        headers={
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token()}",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    assert response.status_code == 413
+    assert edge.nothing_written()
+
+
+def test_authentication_comes_before_the_body_is_considered(edge: Edge) -> None:
+    response = edge.post(b"x" * 100_000, authorization=None, content_type="text/plain")
+    assert response.status_code == 401
+
+
+def test_missing_token_gets_bearer_challenge_without_error(edge: Edge) -> None:
+    response = edge.post(authorization=None)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="p0-notifications"'
+    assert error_of(response) == {
+        "code": "unauthenticated",
+        "message": "the bearer token was not accepted",
+        "reason": "missing_token",
+    }
+    assert edge.nothing_written()
+
+
+def test_bad_token_gets_invalid_token_challenge(edge: Edge) -> None:
+    response = edge.post(authorization="Bearer a.b.c")
+    assert response.headers["WWW-Authenticate"] == (
+        'Bearer realm="p0-notifications", error="invalid_token"'
+    )
+    assert error_of(response)["reason"] == "malformed_token"
+
+
+def test_malformed_json_gets_400(edge: Edge) -> None:
+    response = edge.post(b"{not json")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "malformed_json"
+    assert edge.nothing_written()
+
+
+def test_schema_violation_gets_422_with_paths(edge: Edge) -> None:
+    response = edge.post(json.dumps({"id": "n", "name": "x", "eventType": "e"}).encode())
+    assert response.status_code == 422
+    assert error_of(response)["violations"] == [{"field": "data", "problem": "Field required"}]
+    assert edge.nothing_written()
+
+
+def test_downstream_failure_gets_503_with_retry_after(edge: Edge) -> None:
+    edge.audit.unavailable = True
+    response = edge.post()
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "30")
+    assert error_of(response)["reason"] == "audit_unavailable"
+    assert edge.publisher.messages == []
+
+
+def test_one_structured_log_line_per_request_without_token_or_body(
+    edge: Edge, caplog: pytest.LogCaptureFixture
+) -> None:
+    raw_token = token()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        edge.post(
+            authorization=f"Bearer {raw_token}",
+            headers={"X-Cloud-Trace-Context": f"{TRACE}/1;o=1"},
+        )
+    (record,) = caplog.records
+    line = CloudLoggingFormatter().format(record)
+    entry = json.loads(line)
+    assert entry["severity"] == "INFO"
+    assert entry["message"] == "p0_delivery"
+    assert entry["logging.googleapis.com/trace"] == f"projects/acme/traces/{TRACE}"
+    assert (entry["outcome"], entry["eventType"], entry["httpStatus"]) == (
+        "accepted",
+        "preapproval-created",
+        200,
+    )
+    assert entry["eventId"] == edge.publisher.messages[0][2]["eventId"]
+    assert isinstance(entry["latencyMs"], float)
+    assert raw_token not in line
+    assert "fancy demo" not in line
+
+
+def test_replay_logs_a_security_alert(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    raw_token = token()
+    edge.post(authorization=f"Bearer {raw_token}")
+    other = json.dumps({**json.loads(PREAPPROVAL_CREATED), "name": "Other"}).encode()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        response = edge.post(other, authorization=f"Bearer {raw_token}")
+    assert response.status_code == 401
+    assert error_of(response)["reason"] == "token_replayed"
+    alert, summary = (json.loads(CloudLoggingFormatter().format(r)) for r in caplog.records)
+    assert (alert["severity"], alert["message"]) == ("ALERT", "p0_token_replay")
+    assert alert["firstEventId"] != alert["rejectedEventId"]
+    assert (summary["outcome"], summary["reason"]) == ("rejected", "token_replayed")
+    assert len(edge.audit.records) == 1
+
+
+def test_rejections_log_reason_codes(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        edge.post(authorization="Bearer x.y.z")
+    entry = json.loads(CloudLoggingFormatter().format(caplog.records[0]))
+    assert (entry["severity"], entry["outcome"], entry["reason"], entry["httpStatus"]) == (
+        "WARNING",
+        "rejected",
+        "malformed_token",
+        401,
+    )
+
+
+def test_malformed_trace_header_is_ignored(edge: Edge, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        edge.post(headers={"X-Cloud-Trace-Context": "../../etc fake"})
+    entry = json.loads(CloudLoggingFormatter().format(caplog.records[0]))
+    assert "logging.googleapis.com/trace" not in entry

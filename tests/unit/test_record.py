@@ -1,0 +1,118 @@
+"""The audit record and message attributes built from a delivery."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
+from p0_receiver.events import parse_notification
+from p0_receiver.record import build_audit_record, lift_fields, message_attributes, rfc3339
+from p0_receiver.tokens import VerifiedToken
+
+RECEIVED = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
+TOKEN = VerifiedToken(
+    header={"alg": "ES256", "kid": "k"},
+    claims={"iss": "p0", "sub": "s", "aud": ["a", "b"], "iat": 1, "exp": 2, "x": [[1], [2]]},
+    fingerprint="f" * 64,
+    expires_at=RECEIVED,
+)
+P0_TIME = datetime(1994, 10, 21, 10, 30, tzinfo=UTC)
+
+
+def record_for(raw: bytes, retention_days: int = 400) -> dict[str, object]:
+    return build_audit_record(
+        parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=retention_days
+    )
+
+
+def test_documented_example_record() -> None:
+    record = record_for(PREAPPROVAL_CREATED)
+    assert record["eventType"] == "preapproval-created"
+    assert record["notifierId"] == "my-notifier-service"
+    assert record["objectId"] == "07ZmVeUxSc4LyhrGhlzK"
+    assert record["principal"] == "john.smith@p0.dev"
+    assert record["approver"] == "john.smith@p0.dev"
+    assert record["permissionName"] == "demo-node-1"
+    assert record["reason"] == "Need to give a big customer a fancy demo"
+    assert record["occurredAt"] == P0_TIME
+    assert record["occurredAtSource"] == "p0"
+    assert record["p0Times"] == {
+        "startsAt": P0_TIME,
+        "endsAt": P0_TIME,
+        "createdAt": P0_TIME,
+        "approvalTimestamp": P0_TIME,
+    }
+    assert record["body"] == PREAPPROVAL_CREATED
+    assert record["deliveryCount"] == 1
+    assert record["publishStatus"] == "received"
+    assert record["expireAt"] == RECEIVED + timedelta(days=400)
+    assert record["token"] == {
+        "header": {"alg": "ES256", "kid": "k"},
+        # Firestore cannot nest arrays: such claims are kept as JSON text.
+        "claims": {
+            "iss": "p0",
+            "sub": "s",
+            "aud": ["a", "b"],
+            "iat": 1,
+            "exp": 2,
+            "x": "[[1], [2]]",
+        },
+        "fingerprint": "f" * 64,
+    }
+
+
+def test_request_event_lifts_requestor_and_approval_details() -> None:
+    record = record_for(REQUEST_APPROVED)
+    assert (record["requestor"], record["approver"], record["requestStatus"]) == (
+        "jane.doe@p0.dev",
+        "john.smith@p0.dev",
+        "APPROVED",
+    )
+    assert record["approvalSource"] == "slack"
+    assert record["occurredAt"] == P0_TIME  # lastUpdatedTimestamp
+
+
+def test_zero_retention_keeps_forever() -> None:
+    assert "expireAt" not in record_for(PREAPPROVAL_CREATED, retention_days=0)
+
+
+def test_event_without_p0_time_falls_back_to_received_time() -> None:
+    raw = json.dumps({"id": "n", "name": "", "eventType": "x", "data": {}}).encode()
+    record = record_for(raw)
+    assert (record["occurredAt"], record["occurredAtSource"]) == (RECEIVED, "receivedAt")
+
+
+def test_lifting_never_trusts_types() -> None:
+    lifted = lift_fields({"id": 5, "principal": ["x"], "approver": "bob", "createdAt": True})
+    assert (lifted.object_id, lifted.principal, lifted.approver, lifted.p0_times) == (
+        None,
+        None,
+        None,
+        {},
+    )
+
+
+def test_attributes_follow_the_contract() -> None:
+    record = record_for(PREAPPROVAL_CREATED)
+    assert message_attributes(record) == {
+        "eventId": record["eventId"],
+        "eventType": "preapproval-created",
+        "notifierId": "my-notifier-service",
+        "objectId": "07ZmVeUxSc4LyhrGhlzK",
+        "principal": "john.smith@p0.dev",
+        "receivedAt": "2026-11-29T12:00:00.123Z",
+        "schemaVersion": "1",
+    }
+    assert message_attributes(record, replay=True)["replay"] == "true"
+
+
+def test_oversized_attribute_values_are_left_out() -> None:
+    raw = json.dumps(
+        {"id": "n", "name": "", "eventType": "x", "data": {"principal": "p" * 2000}}
+    ).encode()
+    assert "principal" not in message_attributes(record_for(raw))
+
+
+def test_rfc3339_is_utc_with_z() -> None:
+    assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000Z"
