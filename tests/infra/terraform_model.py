@@ -37,8 +37,7 @@ class Module:
 
 def _named(blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
     for block in blocks:
-        for name, body in block.items():
-            yield name, body
+        yield from block.items()
 
 
 @cache
@@ -57,11 +56,11 @@ def load_module(directory: Path = TERRAFORM_DIR) -> Module:
                         if key in target:
                             raise ValueError(f"{kind} {type_name}.{name} is declared twice")
                         target[key] = body
-        for kind, target in (("variable", module.variables), ("output", module.outputs)):
+        for kind, by_name in (("variable", module.variables), ("output", module.outputs)):
             for name, body in _named(parsed.get(kind, [])):
-                if name in target:
+                if name in by_name:
                     raise ValueError(f"{kind} {name} is declared twice")
-                target[name] = body
+                by_name[name] = body
         for block in parsed.get("locals", []):
             for name, value in block.items():
                 if name in module.locals:
