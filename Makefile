@@ -12,7 +12,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(PY) requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: $(PY) requirements.txt requirements-dev.txt requirements-infra.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
@@ -31,7 +31,10 @@ format: venv  ## apply ruff's formatting and safe fixes
 test-unit: venv  ## unit and contract tests (no emulators)
 	$(PY) -m pytest -m "not integration and not e2e" -q
 
-test: venv lint  ## everything: lint, then all tests against freshly started emulators
+check-infra: venv  ## terraform fmt, checkov, cloudbuild.yaml parse and structure (offline)
+	PYTHON=$(PY) bash scripts/check-infra.sh
+
+test: venv lint check-infra  ## everything: lint, infra checks, all tests on fresh emulators
 	$(PY) -m p0_receiver dev with-emulators -- $(PY) -m pytest -q
 
 run: venv  ## the whole product locally: emulators, function, signed sample deliveries

@@ -50,8 +50,8 @@ variable "p0_jwt_issuer" {
   default     = ""
 
   validation {
-    condition     = length(var.p0_jwt_issuer) <= 512 && !can(regex("[,;]", var.p0_jwt_issuer))
-    error_message = "p0_jwt_issuer must be at most 512 characters without commas or semicolons (they delimit deploy substitutions)."
+    condition     = length(var.p0_jwt_issuer) <= 512 && !can(regex("[,;'\"]", var.p0_jwt_issuer))
+    error_message = "p0_jwt_issuer must be at most 512 characters without commas, semicolons or quotes (they delimit deploy substitutions)."
   }
 }
 
@@ -61,8 +61,8 @@ variable "p0_jwt_audience" {
   default     = ""
 
   validation {
-    condition     = length(var.p0_jwt_audience) <= 512 && !can(regex("[,;]", var.p0_jwt_audience))
-    error_message = "p0_jwt_audience must be at most 512 characters without commas or semicolons (they delimit deploy substitutions)."
+    condition     = length(var.p0_jwt_audience) <= 512 && !can(regex("[,;'\"]", var.p0_jwt_audience))
+    error_message = "p0_jwt_audience must be at most 512 characters without commas, semicolons or quotes (they delimit deploy substitutions)."
   }
 }
 
@@ -72,8 +72,8 @@ variable "p0_jwt_subject" {
   default     = ""
 
   validation {
-    condition     = length(var.p0_jwt_subject) <= 512 && !can(regex("[,;]", var.p0_jwt_subject))
-    error_message = "p0_jwt_subject must be at most 512 characters without commas or semicolons (they delimit deploy substitutions)."
+    condition     = length(var.p0_jwt_subject) <= 512 && !can(regex("[,;'\"]", var.p0_jwt_subject))
+    error_message = "p0_jwt_subject must be at most 512 characters without commas, semicolons or quotes (they delimit deploy substitutions)."
   }
 }
 
@@ -408,4 +408,15 @@ variable "build_trigger_branch" {
   description = "Branch regex (RE2) whose pushes deploy."
   type        = string
   default     = "^main$"
+}
+
+variable "build_submitters" {
+  description = "Principals (user:..., group:..., serviceAccount:...) allowed to run cloudbuild.yaml by hand as the deployer."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for member in var.build_submitters : can(regex("^(user|group|serviceAccount|principal|principalSet):", member))])
+    error_message = "build_submitters entries must be IAM members such as user:alice@example.com or group:platform@example.com."
+  }
 }
