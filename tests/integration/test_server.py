@@ -17,6 +17,7 @@ from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.devtools.simulator import DeliveryResponse, post_delivery
 from p0_receiver.devtools.stack import FunctionServer, function_server
 from tests.conftest import Stack
+from tests.faults import switchable_proxy
 from tests.support import (
     hs256_with_public_key,
     keypair,
@@ -293,3 +294,24 @@ def test_concurrent_identical_deliveries_make_one_record(
     messages = stack.messages()
     assert messages  # at least once; duplicates carry the same eventId for subscribers
     assert {m.attributes["eventId"] for m in messages} == {record["eventId"]}
+
+
+def test_pubsub_outage_then_recovery_through_the_same_server(stack: Stack) -> None:
+    with switchable_proxy(stack.emulator_env["PUBSUB_EMULATOR_HOST"]) as pubsub_link:
+        env = stack.function_env(
+            PUBSUB_EMULATOR_HOST=pubsub_link.address, PUBSUB_PUBLISH_TIMEOUT_SECONDS="1"
+        )
+        with function_server(env) as server:
+            failed = deliver(server)  # Pub/Sub unreachable: connections refused
+            assert failed.status == 503
+            assert failed.json()["error"]["reason"] == "publish_failed"
+            (record,) = stack.records()
+            assert record["publishStatus"] == "received"
+
+            pubsub_link.up()
+            recovered = deliver(server)  # P0 retries once Pub/Sub is reachable again
+            assert recovered.status == 200
+            assert recovered.json()["status"] == "duplicate"
+    (record,) = stack.records()
+    assert (record["publishStatus"], record["deliveryCount"]) == ("published", 2)
+    assert len(stack.messages()) == 1

@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,11 +135,24 @@ def _stop(emulator: Emulator) -> None:
 
 
 @contextlib.contextmanager
-def running_emulators(log_dir: Path | None = None) -> Iterator[dict[str, str]]:
-    """Start both emulators, yield the environment that points clients at them, stop them."""
+def running_emulators(
+    log_dir: Path | None = None,
+    *,
+    services: Collection[str] = ("firestore", "pubsub"),
+    ports: Mapping[str, int] | None = None,
+) -> Iterator[dict[str, str]]:
+    """Start the emulators, yield the environment that points clients at them, stop them.
+
+    Ports default to free loopback ports; ``ports`` pins some (a test that must bring a
+    service back at an address a client already knows).
+    """
     root = sdk_root()
-    ports = {"firestore": free_port(), "pubsub": free_port()}
-    commands = _commands(root, ports["firestore"], ports["pubsub"])
+    chosen = {name: (ports or {}).get(name) or free_port() for name in ("firestore", "pubsub")}
+    commands = {
+        name: command
+        for name, command in _commands(root, chosen["firestore"], chosen["pubsub"]).items()
+        if name in services
+    }
     logs = log_dir or Path(tempfile.mkdtemp(prefix="p0-emulators-"))
     logs.mkdir(parents=True, exist_ok=True)
     env_vars = {"firestore": "FIRESTORE_EMULATOR_HOST", "pubsub": "PUBSUB_EMULATOR_HOST"}
@@ -155,7 +168,7 @@ def running_emulators(log_dir: Path | None = None) -> Iterator[dict[str, str]]:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,  # its own process group: killed whole, no orphan JVM
                 )
-            started.append(Emulator(name, env_vars[name], ports[name], process, log_path))
+            started.append(Emulator(name, env_vars[name], chosen[name], process, log_path))
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         for emulator in started:
             _wait_ready(emulator, deadline)
