@@ -1,4 +1,4 @@
-"""Fault injection with real sockets: a TCP proxy whose link to a backend can be cut and restored."""
+"""Fault injection with real sockets: a TCP proxy whose link to a backend can be cut."""
 
 from __future__ import annotations
 
