@@ -1,0 +1,79 @@
+"""`make run`'s command end to end: emulators, function, samples shown, everything stopped."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from p0_receiver.cli import main
+from p0_receiver.keys import parse_public_keys
+from p0_receiver.tokens import TokenPolicy, TokenVerifier
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _listening(port: str) -> bool:
+    """Whether any process still runs with ``--port=PORT`` on its command line."""
+    needle = f"--port={port}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes().split(b"\0"):
+                return True
+        except OSError:
+            continue  # the process ended while we looked
+    return False
+
+
+def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "p0_receiver",
+            "dev",
+            "up",
+            "--exit-after-samples",
+            "--dir",
+            str(tmp_path / "dev"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**_inherited_env(), "COLUMNS": "200"},
+    )
+    output = completed.stdout
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "preapproval-created: HTTP 200" in output
+    assert "request-approved: HTTP 200" in output
+    assert output.count("Firestore p0_notifications/") == 2
+    assert output.count("Pub/Sub message pulled from") == 2
+    assert '"publishStatus": "published"' in output
+    ports = re.findall(r"127\.0\.0\.1:(\d+)", output)
+    assert len(set(ports)) >= 3  # function server and both emulators
+    assert not any(_listening(port) for port in set(ports))  # no orphan JVM or server
+
+
+def _inherited_env() -> dict[str, str]:
+    # Without the session's emulator variables: `dev up` must start and stop its own.
+    return {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+
+
+def test_keygen_then_token_verifies_with_the_written_public_key(tmp_path: Path) -> None:
+    runner = CliRunner()
+    keys = tmp_path / "keys"
+    assert runner.invoke(main, ["dev", "keygen", "--dir", str(keys)]).exit_code == 0
+    again = runner.invoke(main, ["dev", "keygen", "--dir", str(keys)])
+    assert again.exit_code == 2  # refuses to overwrite without --force
+    issued = runner.invoke(main, ["dev", "token", "--key-dir", str(keys), "--audience", "aud-1"])
+    assert issued.exit_code == 0
+    verifier = TokenVerifier(
+        parse_public_keys((keys / "public.jwk.json").read_text()), TokenPolicy(audience="aud-1")
+    )
+    assert verifier.verify(f"Bearer {issued.output.strip()}").claims["aud"] == "aud-1"
