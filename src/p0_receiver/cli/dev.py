@@ -31,7 +31,14 @@ def _now() -> datetime:
 
 
 def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so every `finally` stops its process
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    # SIGTERM unwinds like Ctrl-C, so every `finally` stops its process. SIGINT is set
+    # explicitly because a shell starting us in the background leaves it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_interrupt)
 
 
 @click.group()
@@ -160,7 +167,7 @@ def send(
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def with_emulators(command: tuple[str, ...]) -> None:
     """Start both emulators, run COMMAND with FIRESTORE/PUBSUB_EMULATOR_HOST set, stop them."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     try:
         with running_emulators() as emulator_env:
             _err.print(f"emulators ready: {emulator_env}")
@@ -188,7 +195,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
     """Run everything locally: emulators, the function, two signed sample deliveries."""
     from p0_receiver.devtools import stack
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     keypair = simulator.load_or_create_keypair(dev_dir / "keys")
     try:
         with running_emulators(dev_dir / "logs") as emulator_env:
