@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from p0_receiver.errors import ConfigurationError
 from p0_receiver.http import WebhookHandler
 from p0_receiver.keys import parse_public_keys
-from p0_receiver.logs import configure_logging
+from p0_receiver.logs import configure_logging, log_event
 from p0_receiver.ports import AuditLog, EventPublisher, TokenLedger
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import Settings, load_settings
@@ -95,9 +96,18 @@ def build_webhook(
     clock: Callable[[], datetime] = utc_now,
 ) -> WebhookHandler:
     """Validate configuration now (a bad deploy fails at cold start); connect lazily."""
-    settings = load_settings(environ)
-    verifier = build_verifier(settings)
     configure_logging()
+    try:
+        settings = load_settings(environ)
+        verifier = build_verifier(settings)
+    except ConfigurationError as problem:
+        # One searchable line before the crash that stops the instance (and a bad deploy).
+        log_event(
+            "CRITICAL",
+            "p0_configuration_error",
+            {"variable": problem.variable, "problem": problem.problem},
+        )
+        raise
     policy = DeliveryPolicy(
         retention_days=settings.audit_retention_days,
         reject_unknown_event_types=settings.reject_unknown_event_types,

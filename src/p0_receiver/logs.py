@@ -55,6 +55,7 @@ _LEVELS = {
     "NOTICE": logging.INFO,
     "WARNING": logging.WARNING,
     "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
     "ALERT": logging.CRITICAL,
 }
 

@@ -14,6 +14,7 @@ from werkzeug.test import TestResponse
 
 from p0_receiver.app import Backends, build_webhook
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.errors import ConfigurationError
 from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
 from tests.fakes import InMemoryAuditLog, InMemoryPublisher, InMemoryTokenLedger
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
@@ -241,3 +242,18 @@ def test_malformed_trace_header_is_ignored(edge: Edge, caplog: pytest.LogCapture
         edge.post(headers={"X-Cloud-Trace-Context": "../../etc fake"})
     entry = json.loads(CloudLoggingFormatter().format(caplog.records[0]))
     assert "logging.googleapis.com/trace" not in entry
+
+
+def test_bad_configuration_logs_one_critical_line_naming_the_variable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with pytest.raises(ConfigurationError):
+        Edge(P0_JWT_LEEWAY_SECONDS="9999")
+    (record,) = caplog.records
+    entry = json.loads(CloudLoggingFormatter().format(record))
+    assert (entry["severity"], entry["message"], entry["variable"]) == (
+        "CRITICAL",
+        "p0_configuration_error",
+        "P0_JWT_LEEWAY_SECONDS",
+    )
+    assert "9999" not in entry["problem"]
