@@ -133,7 +133,8 @@ def publish_record(
     """Publish a stored record's verbatim body; return (message id, whether that was recorded).
 
     A failed publish is noted on the record (status stays ``received``) and re-raised. The
-    record is marked ``published`` only after the server returned a message id.
+    record is marked ``published`` only after the server returned a message id. A replay
+    leaves the record untouched either way.
     """
     event_id = record[RecordField.EVENT_ID]
     try:
@@ -141,6 +142,8 @@ def publish_record(
             bytes(record[RecordField.BODY]), message_attributes(record, replay=replay)
         )
     except DownstreamUnavailableError as failure:
+        if replay:
+            raise  # a replay re-sends history: the record's own publish state is not its business
         # If even this note fails the record is still "received": a redrive will find it.
         with contextlib.suppress(DownstreamUnavailableError):
             audit_log.note_publish_failure(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -20,11 +20,65 @@ MAX_BODY_BYTES_CEILING = 256 * 1024
 _TOPIC_PREFIX = "projects/"
 
 
-class Settings(BaseModel):
-    """Everything the receiver and the operator CLI read from the environment."""
+class OperatorSettings(BaseModel):
+    """Where the audit log and the topic live: all the operator CLI reads (no key material)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
 
+    project: Annotated[str, Field(alias="GOOGLE_CLOUD_PROJECT", min_length=1)]
+    # Optional here: querying the audit log needs no topic; redrive and replay ask for it.
+    pubsub_topic: Annotated[str | None, Field(alias="PUBSUB_TOPIC", min_length=1)] = None
+    firestore_database: Annotated[str, Field(alias="FIRESTORE_DATABASE", min_length=1)] = (
+        "(default)"
+    )
+    firestore_collection: Annotated[
+        str, Field(alias="FIRESTORE_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+    ] = "p0_notifications"
+    firestore_timeout_seconds: Annotated[
+        float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
+    ] = 4.0
+    publish_timeout_seconds: Annotated[
+        float, Field(alias="PUBSUB_PUBLISH_TIMEOUT_SECONDS", gt=0, le=15)
+    ] = 8.0
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_means_unset(cls, value: Any) -> Any:
+        # Terraform and Cloud Build often pass optional variables as empty strings.
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("pubsub_topic")
+    @classmethod
+    def _topic_shape(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if value.startswith(_TOPIC_PREFIX):
+            parts = value.split("/")
+            if len(parts) != 4 or parts[2] != "topics" or not parts[1] or not parts[3]:
+                raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
+        elif "/" in value:
+            raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
+        return value
+
+    @property
+    def topic_path(self) -> str:
+        """The fully qualified Pub/Sub topic name."""
+        if self.pubsub_topic is None:
+            raise ConfigurationError("PUBSUB_TOPIC", "not set (the topic events are published to)")
+        if self.pubsub_topic.startswith(_TOPIC_PREFIX):
+            return self.pubsub_topic
+        return f"projects/{self.project}/topics/{self.pubsub_topic}"
+
+
+class Settings(OperatorSettings):
+    """Everything the receiver reads: the operator's settings plus keys, JWT policy, limits.
+
+    Validated at cold start: a key source and the topic are required here.
+    """
+
+    pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
     public_keys: Annotated[str | None, Field(alias="P0_PUBLIC_KEYS")] = None
     public_keys_file: Annotated[Path | None, Field(alias="P0_PUBLIC_KEYS_FILE")] = None
     jwt_issuer: Annotated[str | None, Field(alias="P0_JWT_ISSUER")] = None
@@ -37,62 +91,20 @@ class Settings(BaseModel):
     reject_unknown_event_types: Annotated[bool, Field(alias="P0_REJECT_UNKNOWN_EVENT_TYPES")] = (
         False
     )
-
-    project: Annotated[str, Field(alias="GOOGLE_CLOUD_PROJECT", min_length=1)]
-    pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
-    firestore_database: Annotated[str, Field(alias="FIRESTORE_DATABASE", min_length=1)] = (
-        "(default)"
-    )
-    firestore_collection: Annotated[
-        str, Field(alias="FIRESTORE_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
-    ] = "p0_notifications"
     token_collection: Annotated[
         str, Field(alias="FIRESTORE_TOKEN_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
     ] = "p0_token_fingerprints"
-
     max_body_bytes: Annotated[
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
     audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
-    firestore_timeout_seconds: Annotated[
-        float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
-    ] = 4.0
-    publish_timeout_seconds: Annotated[
-        float, Field(alias="PUBSUB_PUBLISH_TIMEOUT_SECONDS", gt=0, le=15)
-    ] = 8.0
     retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_means_unset(cls, value: Any) -> Any:
-        # Terraform and Cloud Build often pass optional variables as empty strings.
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    @field_validator("pubsub_topic")
-    @classmethod
-    def _topic_shape(cls, value: str) -> str:
-        if value.startswith(_TOPIC_PREFIX):
-            parts = value.split("/")
-            if len(parts) != 4 or parts[2] != "topics" or not parts[1] or not parts[3]:
-                raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
-        elif "/" in value:
-            raise ValueError("must be a topic id or projects/PROJECT/topics/TOPIC")
-        return value
 
     @model_validator(mode="after")
     def _exactly_one_key_source(self) -> Settings:
         if (self.public_keys is None) == (self.public_keys_file is None):
             raise ValueError("set exactly one of P0_PUBLIC_KEYS or P0_PUBLIC_KEYS_FILE")
         return self
-
-    @property
-    def topic_path(self) -> str:
-        """The fully qualified Pub/Sub topic name."""
-        if self.pubsub_topic.startswith(_TOPIC_PREFIX):
-            return self.pubsub_topic
-        return f"projects/{self.project}/topics/{self.pubsub_topic}"
 
     def read_public_keys(self) -> str:
         """The configured key material, from the variable or the mounted file."""
@@ -108,14 +120,16 @@ class Settings(BaseModel):
             ) from exc
 
 
+_S = TypeVar("_S", bound=BaseModel)
+
+
 def _variable_name(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]) if loc else "configuration"
 
 
-def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Validate the environment once; the error names the first offending variable."""
+def _validated(model: type[_S], environ: Mapping[str, str]) -> _S:
     try:
-        return Settings.model_validate(dict(environ))
+        return model.model_validate(dict(environ))
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         message = str(first["msg"]).removeprefix("Value error, ")
@@ -123,3 +137,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         if name == "configuration" and "P0_PUBLIC_KEYS" in message:
             name = "P0_PUBLIC_KEYS"
         raise ConfigurationError(name, message) from exc
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate the environment once; the error names the first offending variable."""
+    return _validated(Settings, environ)
+
+
+def load_operator_settings(environ: Mapping[str, str]) -> OperatorSettings:
+    """The operator CLI's view of the same variables: no key material is required."""
+    return _validated(OperatorSettings, environ)

@@ -16,6 +16,7 @@ from p0_receiver.service import (
     DeliveryService,
     DeliveryStatus,
     TokenReplayError,
+    publish_record,
 )
 from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
 from tests.fakes import InMemoryAuditLog, InMemoryPublisher, InMemoryTokenLedger
@@ -156,3 +157,12 @@ def test_ledger_remembers_token_until_expiry_plus_leeway(world: World) -> None:
     world.service.accept(verified, PREAPPROVAL_CREATED, now=NOW)
     (entry,) = world.ledger.entries.values()
     assert (entry["expiresAt"] - verified.expires_at).total_seconds() == 30
+
+
+def test_failed_replay_leaves_the_record_untouched(world: World) -> None:
+    world.deliver()
+    before = dict(world.only_record())
+    world.publisher.unavailable = True
+    with pytest.raises(DownstreamUnavailableError):
+        publish_record(world.audit, world.publisher, before, now=NOW, replay=True)
+    assert world.only_record() == before

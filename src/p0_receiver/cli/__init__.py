@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from p0_receiver import __version__
+from p0_receiver.cli.audit import audit
 from p0_receiver.cli.dev import dev
+from p0_receiver.cli.redrive import redrive, replay
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +17,6 @@ def main() -> None:
 
 
 main.add_command(dev)
+main.add_command(audit)
+main.add_command(redrive)
+main.add_command(replay)

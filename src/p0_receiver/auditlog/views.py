@@ -1,0 +1,82 @@
+"""The read port and the operator's questions as functions of it (query, timeline, pending).
+
+Every question is answered by a shape from ``p0_receiver.queries``; the reader refuses any
+other query, so Terraform's indexes cover everything the CLI can ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from p0_receiver.auditlog.filters import RecordFilter
+from p0_receiver.queries import (
+    AUDIT_LIST,
+    AUDIT_TIMELINE,
+    AUDIT_WINDOW,
+    REDRIVE_PENDING,
+    QueryShape,
+)
+from p0_receiver.record import PublishStatus, RecordField
+
+
+class AuditReader(Protocol):
+    """Reads the audit collection page by page; memory stays bounded by the page size."""
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        """The stored record, or ``None``."""
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records matching ``equals`` with ``lower <= order field < upper``, in shape order."""
+
+
+def query_records(
+    reader: AuditReader, wanted: RecordFilter, *, fields: Sequence[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The audit log filtered, newest first."""
+    return reader.scan(
+        AUDIT_LIST,
+        equals=wanted.equals,
+        lower=wanted.since,
+        upper=wanted.until,
+        limit=wanted.limit,
+        fields=fields,
+    )
+
+
+def timeline(reader: AuditReader, object_id: str) -> Iterator[dict[str, Any]]:
+    """Every event about one P0 request or pre-approval, in P0's time order."""
+    return reader.scan(AUDIT_TIMELINE, equals={RecordField.OBJECT_ID: object_id})
+
+
+def pending_records(
+    reader: AuditReader, *, received_before: datetime, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Records still ``received`` (not known to be on the topic), newest first."""
+    return reader.scan(
+        REDRIVE_PENDING,
+        equals={RecordField.PUBLISH_STATUS: str(PublishStatus.RECEIVED)},
+        upper=received_before,
+        limit=limit,
+    )
+
+
+def window(
+    reader: AuditReader,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    fields: Sequence[str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Everything received in a window (optionally only some fields), newest first."""
+    return reader.scan(AUDIT_WINDOW, equals={}, lower=since, upper=until, fields=fields)

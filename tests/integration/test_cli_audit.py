@@ -1,0 +1,402 @@
+"""The operator CLI's read path (audit query/show/timeline/stats/export) on the emulators."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack
+from tests.integration.cli_world import (
+    NOW,
+    Receiver,
+    cli,
+    jsonl,
+    preapproval_body,
+    request_body,
+)
+
+pytestmark = pytest.mark.integration
+
+DAY = timedelta(days=1)
+PROD = "roles/cloudsql.client on prod-db"
+STAGING = "roles/cloudsql.client on staging-db"
+
+
+class World:
+    """Seven deliveries by the receiver's code; ``ids`` maps a label to its event id."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.ids: dict[str, str] = {}
+        receiver = Receiver(stack)
+        outage = Receiver(stack, topic="deleted-topic")  # publish fails: stays "received"
+        t = NOW - 6 * DAY
+        # R1's approval arrives before its creation: the timeline must follow P0's times.
+        deliveries = [
+            (
+                "r1-approved",
+                receiver,
+                t,
+                request_body(
+                    "request-approved",
+                    object_id="R1",
+                    principal="alice@corp.example",
+                    permission=PROD,
+                    reason="INC-4711: prod-db latency",
+                    updated=t - timedelta(minutes=2),
+                    approver="bob@corp.example",
+                ),
+            ),
+            (
+                "r1-created",
+                receiver,
+                t + timedelta(minutes=1),
+                request_body(
+                    "request-created",
+                    object_id="R1",
+                    principal="alice@corp.example",
+                    permission=PROD,
+                    reason="INC-4711: prod-db latency",
+                    updated=t - timedelta(minutes=9),
+                ),
+            ),
+            (
+                "r1-expired",
+                receiver,
+                t + DAY,
+                request_body(
+                    "request-expired",
+                    object_id="R1",
+                    principal="alice@corp.example",
+                    permission=PROD,
+                    reason="INC-4711: prod-db latency",
+                    updated=t + DAY,
+                ),
+            ),
+            (
+                "r2-approved",
+                receiver,
+                NOW - 3 * DAY,
+                request_body(
+                    "request-approved",
+                    object_id="R2",
+                    principal="carol@corp.example",
+                    permission=STAGING,
+                    reason="migration dry run",
+                    updated=NOW - 3 * DAY,
+                    approver="bob@corp.example",
+                ),
+            ),
+            (
+                "p1-created",
+                receiver,
+                NOW - 2 * DAY,
+                preapproval_body(
+                    object_id="P1",
+                    principal="dave@corp.example",
+                    approver="erin@corp.example",
+                    created=NOW - 2 * DAY,
+                    notifier="p0-other",
+                ),
+            ),
+            (
+                "r3-approved",
+                receiver,
+                NOW - 10 * DAY,
+                request_body(
+                    "request-approved",
+                    object_id="R3",
+                    principal="alice@corp.example",
+                    permission=PROD,
+                    reason="quarterly restore test",
+                    updated=NOW - 10 * DAY,
+                    approver="erin@corp.example",
+                ),
+            ),
+            (
+                "r4-created",
+                outage,
+                NOW - timedelta(hours=1),
+                request_body(
+                    "request-created",
+                    object_id="R4",
+                    principal="carol@corp.example",
+                    permission=PROD,
+                    reason="backfill",
+                    updated=NOW - timedelta(hours=1),
+                ),
+            ),
+        ]
+        for label, via, at, body in deliveries:
+            self.ids[label] = via.deliver(body, at=at)
+        self.labels = {event_id: label for label, event_id in self.ids.items()}
+        self.bodies = {label: body for label, _, _, body in deliveries}
+
+    def labelled(self, records: list[dict[str, object]]) -> list[str]:
+        return [self.labels[str(record["eventId"])] for record in records]
+
+
+@pytest.fixture(scope="module")
+def world(emulators: dict[str, str]) -> World:
+    stack = Stack(project=f"cli-audit-{uuid.uuid4().hex[:8]}", emulator_env=emulators)
+    stack.create_topic()
+    return World(stack)
+
+
+NEWEST_FIRST = [
+    "r4-created",
+    "p1-created",
+    "r2-approved",
+    "r1-expired",
+    "r1-created",
+    "r1-approved",
+    "r3-approved",
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((), NEWEST_FIRST),
+        (("--type", "request-approved"), ["r2-approved", "r1-approved", "r3-approved"]),
+        (
+            ("--principal", "alice@corp.example"),
+            ["r1-expired", "r1-created", "r1-approved", "r3-approved"],
+        ),
+        (("--approver", "bob@corp.example"), ["r2-approved", "r1-approved"]),
+        (("--notifier", "p0-other"), ["p1-created"]),
+        (("--object-id", "R1"), ["r1-expired", "r1-created", "r1-approved"]),
+        (("--status", "received"), ["r4-created"]),
+        (("--status", "published", "--limit", "3"), ["p1-created", "r2-approved", "r1-expired"]),
+        (("--since", "7d"), NEWEST_FIRST[:-1]),
+        (
+            ("--since", "2024-05-04", "--until", "2024-05-07"),
+            ["r1-expired", "r1-created", "r1-approved"],
+        ),
+        (
+            ("--until", "2d"),
+            ["r2-approved", "r1-expired", "r1-created", "r1-approved", "r3-approved"],
+        ),
+        # The auditor's question: who had access to prod-db last week, approved by whom?
+        (
+            ("--type", "request-approved", "--principal", "alice@corp.example", "--since", "7d"),
+            ["r1-approved"],
+        ),
+        (
+            (
+                "--approver",
+                "erin@corp.example",
+                "--type",
+                "request-approved",
+                "--status",
+                "published",
+            ),
+            ["r3-approved"],
+        ),
+        (
+            ("--principal", "carol@corp.example", "--object-id", "R2", "--notifier", "p0-notifier"),
+            ["r2-approved"],
+        ),
+        (("--principal", "nobody@corp.example"), []),
+    ],
+)
+def test_query_filters_newest_first_across_pages(
+    world: World, args: tuple[str, ...], expected: list[str]
+) -> None:
+    # page size 2: every listing longer than two crosses at least one page boundary
+    records = jsonl(cli(world.stack, "audit", "query", *args, "--format", "jsonl"))
+    assert world.labelled(records) == expected
+
+
+def test_limit_stops_mid_page_and_list_is_an_alias(world: World) -> None:
+    for page_size in (1, 2, 3, 50):
+        result = cli(
+            world.stack, "audit", "list", "--limit", "5", "--format", "jsonl", page_size=page_size
+        )
+        assert world.labelled(jsonl(result)) == NEWEST_FIRST[:5]
+
+
+def test_every_format_parses_to_the_same_records(world: World) -> None:
+    as_jsonl = jsonl(cli(world.stack, "audit", "query", "--format", "jsonl"))
+    as_json = cli(world.stack, "audit", "query", "--format", "json")
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout) == as_jsonl
+    assert as_jsonl[0]["receivedAt"] == "2024-05-10T11:00:00.000Z"
+    assert as_jsonl[0]["body"] == world.bodies["r4-created"].decode()
+    assert "header" in as_jsonl[0]["token"]
+
+    as_csv = cli(world.stack, "audit", "query", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["eventId"] for row in rows] == [record["eventId"] for record in as_jsonl]
+    assert rows[0]["reason"] == "backfill"
+    assert rows[0]["publishStatus"] == "received"
+
+    table = cli(world.stack, "audit", "query", "--principal", "alice@corp.example")
+    assert table.exit_code == 0
+    assert "principal" in table.stdout
+    assert "INC-4711" in table.stdout
+
+    empty = cli(world.stack, "audit", "query", "--principal", "nobody@corp.example")
+    assert (empty.exit_code, empty.stdout.strip()) == (0, "")
+    assert "no records match (principal=nobody@corp.example)" in empty.stderr
+    assert (
+        cli(world.stack, "audit", "query", "--principal", "x", "--format", "json").stdout == "[]\n"
+    )
+
+
+def test_show_explains_a_record_and_checks_its_integrity(world: World) -> None:
+    event_id = world.ids["p1-created"]
+    table = cli(world.stack, "audit", "show", event_id)
+    assert table.exit_code == 0, table.output
+    assert "integrity: ok" in table.stdout
+    assert "erin@corp.example" in table.stdout
+    assert "my-notifier-service" in table.stdout  # the token's sub claim
+
+    document = json.loads(cli(world.stack, "audit", "show", event_id, "--format", "json").stdout)
+    assert document["record"]["eventId"] == event_id
+    assert document["record"]["approver"] == "erin@corp.example"
+    assert "body" not in document["record"]
+    assert document["token"]["claims"]["sub"] == "my-notifier-service"
+    assert document["body"] == json.loads(world.bodies["p1-created"])
+    assert document["integrity"] == {
+        "ok": True,
+        "bodyMatchesSha256": True,
+        "bodyMatchesEventId": True,
+        "problems": [],
+    }
+
+
+def test_show_raw_prints_exactly_the_bytes_p0_sent(world: World) -> None:
+    result = cli(world.stack, "audit", "show", world.ids["p1-created"], "--raw")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == world.bodies["p1-created"]  # indented: spacing kept
+
+
+def test_show_unknown_event_id_fails(world: World) -> None:
+    result = cli(world.stack, "audit", "show", "0" * 64)
+    assert result.exit_code == 1
+    assert f"no audit record with event id {'0' * 64}" in result.stderr
+
+
+def test_show_warns_when_a_stored_body_was_altered(stack: Stack) -> None:
+    body = request_body(
+        "request-approved",
+        object_id="T1",
+        principal="mallory@corp.example",
+        permission=PROD,
+        reason="r",
+        updated=NOW,
+        approver="bob@corp.example",
+    )
+    event_id = Receiver(stack).deliver(body, at=NOW)
+    from google.cloud import firestore
+
+    document = (
+        firestore.Client(project=stack.project).collection(stack.collection).document(event_id)
+    )
+    document.update({"body": body.replace(b"mallory", b"someone")})
+    result = cli(stack, "audit", "show", event_id)
+    assert result.exit_code == 1
+    assert "integrity: WARNING the body no longer hashes to bodySha256" in result.stdout
+    assert "not the record's eventId" in result.stdout
+
+
+def test_timeline_follows_p0_time_not_arrival(world: World) -> None:
+    records = jsonl(cli(world.stack, "audit", "timeline", "R1", "--format", "jsonl"))
+    assert world.labelled(records) == ["r1-created", "r1-approved", "r1-expired"]
+    occurred = [record["occurredAt"] for record in records]
+    assert occurred == sorted(occurred)
+
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(cli(world.stack, "audit", "timeline", "R1", "--format", "csv").stdout)
+        )
+    )
+    assert [row["requestStatus"] for row in csv_rows] == ["CREATED", "APPROVED", "EXPIRED"]
+    missing = cli(world.stack, "audit", "timeline", "NOPE")
+    assert (missing.exit_code, missing.stderr.strip()) == (0, "no records about NOPE")
+
+
+def test_stats_counts_by_type_day_and_status(world: World) -> None:
+    result = cli(world.stack, "audit", "stats", "--since", "7d", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "since": "2024-05-03T12:00:00.000Z",
+        "until": None,
+        "total": 6,
+        "eventType": {
+            "request-approved": 2,
+            "request-created": 2,
+            "request-expired": 1,
+            "preapproval-created": 1,
+        },
+        "day": {
+            "2024-05-04": 2,
+            "2024-05-05": 1,
+            "2024-05-07": 1,
+            "2024-05-08": 1,
+            "2024-05-10": 1,
+        },
+        "publishStatus": {"published": 5, "received": 1},
+    }
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                cli(world.stack, "audit", "stats", "--since", "30d", "--format", "csv").stdout
+            )
+        )
+    )
+    assert {"dimension": "publishStatus", "key": "published", "count": "6"} in rows
+    lines = cli(world.stack, "audit", "stats", "--since", "30d", "--format", "jsonl").stdout
+    assert {"dimension": "eventType", "key": "request-approved", "count": 3} in [
+        json.loads(line) for line in lines.splitlines()
+    ]
+    table = cli(world.stack, "audit", "stats", "--since", "30d")
+    assert "7 records received" in table.stdout
+
+
+def test_export_streams_jsonl_csv_and_json(world: World, tmp_path: Path) -> None:
+    target = tmp_path / "audit.jsonl"
+    result = cli(world.stack, "audit", "export", "--since", "7d", "--output", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"exported 6 records (since=2024-05-03T12:00:00+00:00) to {target}" in result.stderr
+    exported = [json.loads(line) for line in target.read_text().splitlines()]
+    assert world.labelled(exported) == NEWEST_FIRST[:-1]
+    assert exported[0]["body"] == world.bodies["r4-created"].decode()
+
+    as_csv = cli(world.stack, "audit", "export", "--format", "csv", "--object-id", "R1")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [row["eventId"] for row in rows] == [world.ids[n] for n in NEWEST_FIRST[3:6]]
+    assert json.loads(rows[0]["body"])["data"]["id"] == "R1"
+    as_json = cli(world.stack, "audit", "export", "--format", "json")
+    assert len(json.loads(as_json.stdout)) == 7
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "problem"),
+    [
+        (("audit", "query", "--since", "last tuesday"), "'--since'", "neither ISO-8601"),
+        (("audit", "query", "--status", "lost"), "'--status'", "'lost' is not one of"),
+        (("audit", "query", "--limit", "-1"), "'--limit'", "x>=0"),
+        (("audit", "query", "--since", "1d", "--until", "2d"), "'--until'", "later than --since"),
+        (("audit", "query", "--principal", " "), "'--principal'", "must not be empty"),
+        (("audit", "export", "--format", "table"), "'--format'", "'table' is not one of"),
+        (("audit", "stats", "--since", "7x"), "'--since'", "neither ISO-8601"),
+        (("redrive", "--min-age", "soon"), "'--min-age'", "not a duration"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors_naming_the_flag(
+    world: World, args: tuple[str, ...], flag: str, problem: str
+) -> None:
+    result = cli(world.stack, *args)
+    assert result.exit_code == 2
+    assert flag in result.stderr
+    assert problem in result.stderr
+    assert "Traceback" not in result.output

@@ -1,0 +1,249 @@
+"""The operator CLI without emulators: settings, parsing, integrity, and every error path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from google.api_core import exceptions as google_exceptions
+
+from p0_receiver.auditlog import views
+from p0_receiver.auditlog.filters import RecordFilter, parse_duration, parse_moment
+from p0_receiver.auditlog.firestore import FirestoreAuditReader
+from p0_receiver.auditlog.integrity import check_integrity
+from p0_receiver.cli import main
+from p0_receiver.cli.operator import OperatorContext, google_operator_backends
+from p0_receiver.devtools.emulators import free_port
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.errors import ConfigurationError
+from p0_receiver.events import parse_notification
+from p0_receiver.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
+from p0_receiver.settings import load_operator_settings, load_settings
+
+NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
+OPERATOR_ENV = {"GOOGLE_CLOUD_PROJECT": "acme-audit"}
+
+
+def run(args: list[str], context: OperatorContext, **env: str | None) -> Result:
+    return CliRunner().invoke(main, args, obj=context, env=env)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_operator_settings_need_no_key_material() -> None:
+    settings = load_operator_settings({**OPERATOR_ENV, "FIRESTORE_COLLECTION": "audit"})
+    assert (settings.project, settings.firestore_collection) == ("acme-audit", "audit")
+    assert settings.pubsub_topic is None
+    with pytest.raises(ConfigurationError) as missing:
+        _ = settings.topic_path
+    assert missing.value.variable == "PUBSUB_TOPIC"
+
+
+def test_receiver_still_requires_keys_and_topic() -> None:
+    with pytest.raises(ConfigurationError) as no_key:
+        load_settings({**OPERATOR_ENV, "PUBSUB_TOPIC": "events"})
+    assert no_key.value.variable == "P0_PUBLIC_KEYS"
+    with pytest.raises(ConfigurationError) as no_topic:
+        load_settings({**OPERATOR_ENV, "P0_PUBLIC_KEYS": "x"})
+    assert no_topic.value.variable == "PUBSUB_TOPIC"
+
+
+def test_missing_project_is_a_usage_error_naming_the_variable() -> None:
+    result = run(["audit", "query"], OperatorContext(environ={}))
+    assert result.exit_code == 2
+    assert "configuration: GOOGLE_CLOUD_PROJECT: Field required" in result.stderr
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90s", timedelta(seconds=90)),
+        ("5m", timedelta(minutes=5)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+    assert parse_moment(text, now=NOW) == NOW - expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=UTC)),
+        ("2024-05-01T08:30:00Z", datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
+        ("2024-05-01T10:30:00+02:00", datetime(2024, 5, 1, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_iso_moments_are_utc(text: str, expected: datetime) -> None:
+    assert parse_moment(text, now=NOW) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "7 days", "-1d", "2024-13-01", ""])
+def test_bad_moments_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="neither ISO-8601"):
+        parse_moment(text, now=NOW)
+
+
+def test_record_filter_refuses_what_no_index_covers() -> None:
+    with pytest.raises(ValueError, match="cannot filter on"):
+        RecordFilter(equals={"reason": "x"})
+    with pytest.raises(ValueError, match="publish status"):
+        RecordFilter(equals={"publishStatus": "lost"})
+
+
+# --- the query catalogue ----------------------------------------------------------------------
+
+
+class RecordingReader:
+    def __init__(self) -> None:
+        self.shapes: list[QueryShape] = []
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        raise AssertionError(f"unexpected read of {event_id}")
+
+    def scan(self, shape: QueryShape, **_: Any) -> Iterator[dict[str, Any]]:
+        self.shapes.append(shape)
+        return iter(())
+
+
+def test_every_view_uses_a_catalogued_shape() -> None:
+    reader = RecordingReader()
+    list(views.query_records(reader, RecordFilter(equals={"principal": "a"})))
+    list(views.timeline(reader, "R1"))
+    list(views.pending_records(reader, received_before=NOW))
+    list(views.window(reader, since=NOW, until=None))
+    assert reader.shapes == list(QUERY_SHAPES)
+
+
+class FakeQuery:
+    """Stands in for a Firestore query; streaming fails the way production does."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+        self.calls: list[str] = []
+
+    def collection(self, _: str) -> FakeQuery:
+        return self
+
+    def where(self, **_: Any) -> FakeQuery:
+        return self
+
+    def order_by(self, field: str, **_: Any) -> FakeQuery:
+        self.calls.append(f"order_by {field}")
+        return self
+
+    def limit(self, _: int) -> FakeQuery:
+        return self
+
+    def stream(self, **_: Any) -> Iterator[Any]:
+        raise self.failure
+
+
+def test_reader_refuses_a_shape_outside_the_catalogue() -> None:
+    reader = FirestoreAuditReader(FakeQuery(RuntimeError()), "audit", 1.0)  # type: ignore[arg-type]
+    rogue = QueryShape("rogue", ("reason",), "receivedAt", Direction.DESCENDING)
+    with pytest.raises(ValueError, match="not in the catalogue"):
+        reader.scan(rogue, equals={})
+    with pytest.raises(ValueError, match="has no filter on"):
+        reader.scan(AUDIT_LIST, equals={"reason": "x"})
+
+
+def test_missing_index_names_the_index_and_terraform() -> None:
+    failure = google_exceptions.FailedPrecondition(  # type: ignore[no-untyped-call]
+        "The query requires an index. You can create it here: https://console.example/index"
+    )
+    context = OperatorContext(
+        environ=OPERATOR_ENV,
+        connect=lambda *_: google_operator_backends_with(FakeQuery(failure)),
+    )
+    result = run(["audit", "query", "--principal", "a@x", "--type", "request-approved"], context)
+    assert result.exit_code == 1
+    assert (
+        "needs the composite index(es) (eventType ASCENDING, receivedAt DESCENDING), "
+        "(principal ASCENDING, receivedAt DESCENDING)" in result.stderr
+    )
+    assert "terraform/firestore.tf" in result.stderr
+    assert "terraform apply" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def google_operator_backends_with(client: FakeQuery) -> Any:
+    from p0_receiver.cli.operator import OperatorBackends
+
+    return OperatorBackends(
+        reader=FirestoreAuditReader(client, "audit", 1.0),  # type: ignore[arg-type]
+        audit_log=None,  # type: ignore[arg-type]
+    )
+
+
+# --- credentials and connectivity -------------------------------------------------------------
+
+
+def test_no_credentials_says_how_to_authenticate(tmp_path: Any) -> None:
+    result = run(
+        ["audit", "query"],
+        OperatorContext(environ=OPERATOR_ENV),
+        FIRESTORE_EMULATOR_HOST=None,
+        PUBSUB_EMULATOR_HOST=None,
+        GOOGLE_APPLICATION_CREDENTIALS=str(tmp_path / "missing.json"),
+    )
+    assert result.exit_code == 1
+    assert "no usable Google credentials (DefaultCredentialsError" in result.stderr
+    assert "gcloud auth application-default login" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unreachable_firestore_fails_with_a_message() -> None:
+    environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
+    result = run(
+        ["audit", "show", "0" * 64],
+        OperatorContext(environ=environ, connect=google_operator_backends),
+        FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Firestore failed:")
+    assert "Traceback" not in result.output
+
+
+# --- integrity --------------------------------------------------------------------------------
+
+
+def _record(body: bytes) -> dict[str, Any]:
+    return {
+        "eventId": parse_notification(PREAPPROVAL_CREATED).event_id,
+        "body": body,
+        "bodySha256": hashlib.sha256(PREAPPROVAL_CREATED).hexdigest(),
+    }
+
+
+def test_integrity_of_an_untouched_record() -> None:
+    assert check_integrity(_record(PREAPPROVAL_CREATED)).ok
+
+
+def test_integrity_flags_an_altered_body() -> None:
+    altered = PREAPPROVAL_CREATED.replace(b"john.smith", b"eve")
+    report = check_integrity(_record(altered))
+    assert (report.body_matches_digest, report.body_matches_event_id) == (False, False)
+
+
+def test_integrity_flags_a_rewritten_digest_the_event_id_still_catches() -> None:
+    altered = PREAPPROVAL_CREATED.replace(b"john.smith", b"eve")
+    record = _record(altered) | {"bodySha256": hashlib.sha256(altered).hexdigest()}
+    report = check_integrity(record)
+    assert (report.body_matches_digest, report.body_matches_event_id) == (True, False)
+    assert report.problems == ("the body's canonical hash is not the record's eventId",)
+    same_content = json.dumps(json.loads(PREAPPROVAL_CREATED), indent=2).encode()
+    respaced = _record(same_content) | {"bodySha256": hashlib.sha256(same_content).hexdigest()}
+    assert check_integrity(respaced).ok
