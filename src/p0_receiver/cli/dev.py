@@ -99,21 +99,22 @@ def _token_options(command: Any) -> Any:
     return command
 
 
+def _signed_token(key_dir: Path, issuer: str, audience: str, subject: str, lifetime: int) -> str:
+    return simulator.sign_token(
+        simulator.load_or_create_keypair(key_dir),
+        now=_now(),
+        issuer=issuer,
+        audience=audience,
+        subject=subject,
+        lifetime=timedelta(seconds=lifetime),
+    )
+
+
 @dev.command()
 @_token_options
 def token(key_dir: Path, issuer: str, audience: str, subject: str, lifetime: int) -> None:
     """Print a bearer token signed with the dev key, as P0 would send it."""
-    keypair = simulator.load_or_create_keypair(key_dir)
-    click.echo(
-        simulator.sign_token(
-            keypair,
-            now=_now(),
-            issuer=issuer,
-            audience=audience,
-            subject=subject,
-            lifetime=timedelta(seconds=lifetime),
-        )
-    )
+    click.echo(_signed_token(key_dir, issuer, audience, subject, lifetime))
 
 
 @dev.command()
@@ -143,16 +144,8 @@ def send(
     lifetime: int,
 ) -> None:
     """Sign a token and POST a delivery to URL the way P0 does; print the answer."""
-    keypair = simulator.load_or_create_keypair(key_dir)
     body = body_file.read_bytes() if body_file else samples.SAMPLES[sample]
-    token_text = simulator.sign_token(
-        keypair,
-        now=_now(),
-        issuer=issuer,
-        audience=audience,
-        subject=subject,
-        lifetime=timedelta(seconds=lifetime),
-    )
+    token_text = _signed_token(key_dir, issuer, audience, subject, lifetime)
     try:
         answer = simulator.post_delivery(url, body, token=token_text)
     except OSError as failure:
