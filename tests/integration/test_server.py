@@ -309,9 +309,17 @@ def test_pubsub_outage_then_recovery_through_the_same_server(stack: Stack) -> No
             assert record["publishStatus"] == "received"
 
             pubsub_link.up()
-            recovered = deliver(server)  # P0 retries once Pub/Sub is reachable again
+            # P0 retries; the client's gRPC channel may still be in its reconnect back-off for
+            # a few seconds, during which the retries are answered 503 again.
+            for _ in range(15):
+                recovered = deliver(server)
+                if recovered.status == 200:
+                    break
+                assert recovered.status == 503
+                time.sleep(1)
             assert recovered.status == 200
             assert recovered.json()["status"] == "duplicate"
     (record,) = stack.records()
-    assert (record["publishStatus"], record["deliveryCount"]) == ("published", 2)
+    assert record["publishStatus"] == "published"
+    assert record["deliveryCount"] >= 2
     assert len(stack.messages()) == 1
