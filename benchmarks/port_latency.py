@@ -71,6 +71,7 @@ def main() -> None:
         backends.audit_log,
         backends.publisher,
         DeliveryPolicy(retention_days=400, reject_unknown_event_types=False, leeway_seconds=30),
+        quarantine=backends.quarantine,
     )
     document = json.loads(PREAPPROVAL_CREATED)
     for index in range(WARM_UP + count):

@@ -7,7 +7,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from p0_receiver.errors import DownstreamUnavailableError
+from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
+from p0_receiver.ports import TokenHistory
+from p0_receiver.quarantine import (
+    QuarantineField,
+    QuarantineReceipt,
+    QuarantineStatus,
+    RefusedBody,
+    quarantine_entry,
+)
 from p0_receiver.record import PublishStatus, RecordField
 
 
@@ -18,13 +26,52 @@ class InMemoryTokenLedger:
 
     def remember(
         self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime
-    ) -> str:
+    ) -> TokenHistory:
         if self.unavailable:
             raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
         entry = self.entries.setdefault(
-            fingerprint, {"eventId": event_id, "expiresAt": expires_at, "firstSeenAt": now}
+            fingerprint,
+            {"eventId": event_id, "expiresAt": expires_at, "firstSeenAt": now, "reusedBy": []},
         )
-        return str(entry["eventId"])
+        first = str(entry["eventId"])
+        return TokenHistory(first, frozenset({first, *entry["reusedBy"]}))
+
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
+        self.entries[fingerprint]["reusedBy"].append(event_id)
+        self.entries[fingerprint]["lastReusedAt"] = now
+
+
+class InMemoryQuarantine:
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.unavailable = False
+
+    def keep(
+        self, refused: RefusedBody, *, now: datetime, retention_days: int, max_per_token: int
+    ) -> QuarantineReceipt:
+        if self.unavailable:
+            raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        entry = self.entries.get(refused.quarantine_id)
+        if entry is not None:
+            entry[QuarantineField.COUNT] += 1
+            entry[QuarantineField.LAST_RECEIVED_AT] = now
+            status = QuarantineStatus.REPEATED
+        elif (
+            sum(
+                held[QuarantineField.TOKEN_FINGERPRINT] == refused.token.fingerprint
+                for held in self.entries.values()
+            )
+            >= max_per_token
+        ):
+            status = QuarantineStatus.TOKEN_LIMIT
+        else:
+            self.entries[refused.quarantine_id] = quarantine_entry(
+                refused, now=now, retention_days=retention_days
+            )
+            status = QuarantineStatus.STORED
+        return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
 
 
 class InMemoryAuditLog:
@@ -32,6 +79,7 @@ class InMemoryAuditLog:
         self.records: dict[str, dict[str, Any]] = {}
         self.unavailable = False
         self.fail_marking = False
+        self.refuse_as_invalid = False
 
     def _check(self) -> None:
         if self.unavailable:
@@ -39,6 +87,8 @@ class InMemoryAuditLog:
 
     def create(self, record: Mapping[str, Any]) -> bool:
         self._check()
+        if self.refuse_as_invalid:
+            raise UnstorableRecordError("InvalidArgument")
         event_id = record[RecordField.EVENT_ID]
         if event_id in self.records:
             return False

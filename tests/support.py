@@ -83,3 +83,32 @@ def hs256_with_public_key(key: DevKeypair) -> str:
 
 def later(seconds: int) -> int:
     return int((now() + timedelta(seconds=seconds)).timestamp())
+
+
+def _unb64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def padded(raw_token: str) -> str:
+    """The same token with ``=`` padding on its signature: pyjwt's decoder accepts it."""
+    return raw_token + "=" * (-len(raw_token.rpartition(".")[2]) % 4 or 2)
+
+
+def with_dirty_trailing_bits(raw_token: str) -> str:
+    """The same signature bytes spelled with non-zero unused bits in the last character."""
+    head, _, signature = raw_token.rpartition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused_bits = {2: 4, 3: 2}[len(signature) % 4]
+    last = alphabet.index(signature[-1])
+    assert last % (1 << unused_bits) == 0, "a canonical last character has its unused bits clear"
+    return f"{head}.{signature[:-1]}{alphabet[last | 1]}"
+
+
+def ecdsa_twin(raw_token: str, curve_order: int) -> str:
+    """(r, n - s): a second valid ECDSA signature of the same header.payload (malleability)."""
+    head, _, encoded = raw_token.rpartition(".")
+    signature = _unb64(encoded)
+    half = len(signature) // 2
+    s = int.from_bytes(signature[half:], "big")
+    twin = signature[:half] + (curve_order - s).to_bytes(half, "big")
+    return f"{head}.{_b64(twin)}"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from p0_receiver.errors import ConfigurationError
+from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.http import WebhookHandler
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, EventPublisher, TokenLedger
+from p0_receiver.ports import AuditLog, EventPublisher, Quarantine, TokenLedger
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
@@ -30,6 +30,7 @@ class Backends:
     ledger: TokenLedger
     audit_log: AuditLog
     publisher: EventPublisher
+    quarantine: Quarantine
 
 
 def google_backends(settings: Settings) -> Backends:
@@ -37,6 +38,7 @@ def google_backends(settings: Settings) -> Backends:
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
     from p0_receiver.adapters.firestore import (
         FirestoreAuditLog,
+        FirestoreQuarantine,
         FirestoreTokenLedger,
         firestore_client,
     )
@@ -52,6 +54,7 @@ def google_backends(settings: Settings) -> Backends:
             settings.topic_path,
             settings.publish_timeout_seconds,
         ),
+        quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
     )
 
 
@@ -77,6 +80,14 @@ class Lazy(Generic[T]):
 def build_verifier(settings: Settings) -> TokenVerifier:
     variable = "P0_PUBLIC_KEYS" if settings.public_keys is not None else "P0_PUBLIC_KEYS_FILE"
     keys = parse_public_keys(settings.read_public_keys(), variable=variable)
+    allowed = settings.jwt_algorithms
+    if allowed is not None:
+        for index, key in enumerate(keys, start=1):
+            if not key.algorithms & allowed:
+                raise ConfigurationError(
+                    "P0_JWT_ALGORITHMS",
+                    f"key {index} can verify only {sorted(key.algorithms)}; none is allowed",
+                )
     return TokenVerifier(
         keys,
         TokenPolicy(
@@ -85,8 +96,28 @@ def build_verifier(settings: Settings) -> TokenVerifier:
             subject=settings.jwt_subject,
             leeway_seconds=settings.jwt_leeway_seconds,
             max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
+            algorithms=allowed,
         ),
     )
+
+
+def warn_unpinned_claims(settings: Settings) -> None:
+    """RFC 8725 §3.9: without a pinned issuer and audience, a token P0 minted for another
+    receiver (or another tenant) verifies here too. Say so once per cold start."""
+    unpinned = [
+        claim
+        for claim, value in (("iss", settings.jwt_issuer), ("aud", settings.jwt_audience))
+        if value is None
+    ]
+    if unpinned:
+        log_event(
+            "WARNING",
+            "p0_claims_unpinned",
+            {
+                "claims": unpinned,
+                "fix": "set P0_JWT_ISSUER and P0_JWT_AUDIENCE to the values P0's tokens carry",
+            },
+        )
 
 
 def build_webhook(
@@ -108,15 +139,34 @@ def build_webhook(
             {"variable": problem.variable, "problem": problem.problem},
         )
         raise
+    warn_unpinned_claims(settings)
     policy = DeliveryPolicy(
         retention_days=settings.audit_retention_days,
         reject_unknown_event_types=settings.reject_unknown_event_types,
         leeway_seconds=settings.jwt_leeway_seconds,
+        token_reuse=settings.token_reuse,
+        token_burst_seconds=settings.token_burst_seconds,
+        quarantine_retention_days=settings.quarantine_retention_days,
+        quarantine_max_per_token=settings.quarantine_max_per_token,
     )
 
     def build_service() -> DeliveryService:
-        chosen = backends(settings)
-        return DeliveryService(verifier, chosen.ledger, chosen.audit_log, chosen.publisher, policy)
+        try:
+            chosen = backends(settings)
+        except Exception as exc:
+            # e.g. no credentials yet on a fresh instance: retryable, and the next request
+            # builds again (Lazy keeps nothing on failure). Class name only: no message text.
+            raise DownstreamUnavailableError(
+                "clients_unavailable", detail=type(exc).__name__
+            ) from exc
+        return DeliveryService(
+            verifier,
+            chosen.ledger,
+            chosen.audit_log,
+            chosen.publisher,
+            policy,
+            quarantine=chosen.quarantine,
+        )
 
     return WebhookHandler(
         Lazy(build_service),

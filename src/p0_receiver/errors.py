@@ -7,8 +7,11 @@
     |   +-- PayloadTooLargeError       413
     |   +-- MalformedJsonError         400
     |   +-- SchemaViolationError       422 (field paths, never the offending values)
+    |   |   +-- UnknownEventTypeError  422: strict mode refuses an event type we do not know
+    |   +-- UnstorableRecordError      422: Firestore refuses the record for good
     |   +-- AuthenticationError        401 (a reason code: see AuthFailure)
     +-- DownstreamUnavailableError     503: retryable; nothing was lost
+    +-- InternalError                  500: an unexpected exception (a bug), answered as JSON
     ConfigurationError                 bad settings at cold start; names the variable
 
 Library exceptions are translated into these at the adapter boundary with ``raise ... from``;
@@ -18,6 +21,10 @@ Library exceptions are translated into these at the adapter boundary with ``rais
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from p0_receiver.quarantine import QuarantineReceipt
 
 
 class AuthFailure(StrEnum):
@@ -55,6 +62,8 @@ class RequestRejectedError(ReceiverError):
     """The delivery is refused; retrying it unchanged cannot succeed."""
 
     status = 400
+    # Set when an authentic body was refused and handed to the quarantine (logged at the edge).
+    quarantine: QuarantineReceipt | None = None
 
 
 class MethodNotAllowedError(RequestRejectedError):
@@ -96,6 +105,27 @@ class SchemaViolationError(RequestRejectedError):
         self.violations = violations
 
 
+class UnknownEventTypeError(SchemaViolationError):
+    """Strict mode (P0_REJECT_UNKNOWN_EVENT_TYPES) refuses an event type we have no model for."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            [{"field": "eventType", "problem": "unknown event type (strict mode is on)"}]
+        )
+
+
+class UnstorableRecordError(RequestRejectedError):
+    """Firestore rejected the audit record as invalid: retrying the same body cannot succeed."""
+
+    status = 422
+    code = "unstorable_record"
+    public_message = "the notification cannot be stored as an audit record"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail  # the Google error's class name, for the log
+
+
 class AuthenticationError(RequestRejectedError):
     status = 401
     code = "unauthenticated"
@@ -119,6 +149,14 @@ class DownstreamUnavailableError(ReceiverError):
         self.reason = reason
         # The underlying error's class name (e.g. ServiceUnavailable): for logs and the record.
         self.detail = detail
+
+
+class InternalError(ReceiverError):
+    """An exception nobody anticipated: answered as JSON 500, logged by class name only."""
+
+    status = 500
+    code = "internal_error"
+    public_message = "internal error"
 
 
 class ConfigurationError(Exception):

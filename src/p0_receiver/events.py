@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from p0_receiver.errors import MalformedJsonError, SchemaViolationError
+from p0_receiver.errors import MalformedJsonError, SchemaViolationError, UnknownEventTypeError
 
 PREAPPROVAL_CREATED = "preapproval-created"
 REQUEST_EVENT_PREFIX = "request-"
@@ -187,9 +187,7 @@ def parse_notification(raw: bytes, *, reject_unknown_types: bool = False) -> Not
         except ValidationError:
             shape = ShapeCheck.UNRECOGNISED  # kept verbatim all the same
     elif reject_unknown_types:
-        raise SchemaViolationError(
-            [{"field": "eventType", "problem": "unknown event type (strict mode is on)"}],
-        )
+        raise UnknownEventTypeError()
     else:
         shape = ShapeCheck.UNRECOGNISED
     return Notification(envelope=envelope, raw=raw, event_id=event_id_for(document), shape=shape)

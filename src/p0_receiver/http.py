@@ -1,13 +1,14 @@
 """The HTTP edge: transport checks, the one error-to-response mapping, the request log line.
 
-P0's contract: exactly 200 on success; every error is JSON. The checks run cheapest first and
-the body is never read past the size limit.
+P0's contract: exactly 200 on success; every error is JSON, even a bug's (never an HTML 500).
+The checks run cheapest first and the body is never read past the size limit.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,14 +19,28 @@ from p0_receiver.errors import (
     AuthenticationError,
     AuthFailure,
     DownstreamUnavailableError,
+    InternalError,
     MethodNotAllowedError,
     PayloadTooLargeError,
     ReceiverError,
+    RequestRejectedError,
     SchemaViolationError,
+    UnstorableRecordError,
     UnsupportedMediaTypeError,
 )
 from p0_receiver.logs import TRACE_FIELD, log_event, trace_field
+from p0_receiver.quarantine import QuarantineStatus
 from p0_receiver.service import DeliveryOutcome, DeliveryService, TokenReplayError
+
+# How many innermost frames the internal-error line names (file, line, function: no values).
+_FRAMES_LOGGED = 5
+# (severity, event) of the line that says what the quarantine did with a refused body.
+_QUARANTINE_LINES = {
+    QuarantineStatus.STORED: ("WARNING", "p0_quarantined"),
+    QuarantineStatus.REPEATED: ("WARNING", "p0_quarantined"),
+    QuarantineStatus.TOKEN_LIMIT: ("WARNING", "p0_quarantine_token_limit"),
+    QuarantineStatus.FAILED: ("ERROR", "p0_quarantine_failed"),
+}
 
 _JSON = "application/json"
 _REALM = 'Bearer realm="p0-notifications"'
@@ -112,6 +127,9 @@ class WebhookHandler:
         except ReceiverError as error:
             response = error_response(error, retry_after_seconds=self._retry_after_seconds)
             severity = self._describe_failure(error, fields)
+        except Exception as bug:  # noqa: BLE001 - the one catch-all: P0 gets JSON, we get a line
+            response = error_response(InternalError(), retry_after_seconds=0)
+            severity = self._describe_bug(bug, fields)
         else:
             response = json_response(
                 200, {"status": str(outcome.status), "eventId": outcome.event_id}
@@ -140,13 +158,60 @@ class WebhookHandler:
             notifierId=outcome.notifier_id,
             messageId=outcome.message_id,
         )
+        if outcome.token_reuse is not None:
+            reuse = outcome.token_reuse
+            fields["tokenReuse"] = True
+            log_event(
+                "WARNING",
+                "p0_token_reuse_accepted",
+                {
+                    TRACE_FIELD: fields[TRACE_FIELD],
+                    "tokenFingerprint": reuse.fingerprint,
+                    "algorithm": reuse.algorithm,
+                    "firstEventId": reuse.first_event_id,
+                    "eventId": outcome.event_id,
+                },
+            )
         if not outcome.publish_recorded:
             fields["reason"] = "publish_mark_failed"
             return "WARNING"
         return "INFO"
 
     @staticmethod
+    def _describe_bug(bug: Exception, fields: dict[str, Any]) -> str:
+        # The class and where it was raised; never the message (it may quote a token or body).
+        frames = traceback.extract_tb(bug.__traceback__)[-_FRAMES_LOGGED:]
+        where = [
+            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames
+        ]
+        log_event(
+            "ERROR",
+            "p0_internal_error",
+            {
+                TRACE_FIELD: fields[TRACE_FIELD],
+                "exceptionClass": type(bug).__name__,
+                "where": where,
+            },
+        )
+        fields.update(outcome="error", reason=InternalError.code)
+        return "ERROR"
+
+    @staticmethod
     def _describe_failure(error: ReceiverError, fields: dict[str, Any]) -> str:
+        if isinstance(error, RequestRejectedError) and error.quarantine is not None:
+            receipt = error.quarantine
+            fields["quarantineId"] = receipt.quarantine_id
+            severity, event = _QUARANTINE_LINES[receipt.status]
+            log_event(
+                severity,
+                event,
+                {
+                    TRACE_FIELD: fields[TRACE_FIELD],
+                    "reason": str(receipt.reason),
+                    "quarantineId": receipt.quarantine_id,
+                    "quarantineStatus": str(receipt.status),
+                },
+            )
         if isinstance(error, TokenReplayError):
             log_event(
                 "ALERT",
@@ -163,4 +228,6 @@ class WebhookHandler:
             return "ERROR"
         reason = str(error.reason) if isinstance(error, AuthenticationError) else error.code
         fields.update(outcome="rejected", reason=reason)
+        if isinstance(error, UnstorableRecordError):
+            fields["detail"] = error.detail
         return "WARNING"

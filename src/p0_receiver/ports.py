@@ -1,4 +1,4 @@
-"""The ports the delivery service needs: the replay ledger, the audit log and the publisher.
+"""The ports the delivery service needs: replay ledger, audit log, quarantine and publisher.
 
 Adapters (``p0_receiver.adapters``) implement them for Firestore and Pub/Sub and raise
 ``DownstreamUnavailableError`` for any failure of the backing service; tests use in-memory
@@ -8,17 +8,35 @@ implementations of the same protocols.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
+
+
+@dataclass(frozen=True)
+class TokenHistory:
+    """What the ledger knows of one token: the first event it carried, and every one accepted."""
+
+    first_event_id: str
+    accepted_event_ids: frozenset[str]
+
 
 class TokenLedger(Protocol):
-    """Remembers which event each accepted token carried, until the token expires."""
+    """Remembers which events each accepted token carried, until the token expires."""
 
     def remember(
         self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime
-    ) -> str:
-        """Record the pair atomically if new; return the event id first seen with the token."""
+    ) -> TokenHistory:
+        """Record the pair atomically if the token is new; return the token's history.
+
+        A stored entry that cannot be read as history raises ``DownstreamUnavailableError``
+        (fail closed: an unreadable ledger must never let a replay through).
+        """
+
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
+        """Add an event accepted under the reuse policy to the token's accepted events."""
 
 
 class AuditLog(Protocol):
@@ -35,6 +53,16 @@ class AuditLog(Protocol):
 
     def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
         """Record a failed publish attempt; the status stays ``received``."""
+
+
+class Quarantine(Protocol):
+    """Keeps authentic bodies the receiver refused, bounded per token fingerprint."""
+
+    def keep(
+        self, refused: RefusedBody, *, now: datetime, retention_days: int, max_per_token: int
+    ) -> QuarantineReceipt:
+        """Create the entry or count a repeat, atomically; never more than ``max_per_token``
+        entries per token fingerprint. Raises ``DownstreamUnavailableError`` if unreachable."""
 
 
 class EventPublisher(Protocol):

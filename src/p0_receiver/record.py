@@ -23,6 +23,11 @@ MESSAGE_SCHEMA_VERSION = "1"
 _MAX_ATTRIBUTE_BYTES = 1024
 # P0 may rename or add time fields; these are tried in order for "when did this happen".
 _OCCURRED_AT_FIELDS = ("lastUpdatedTimestamp", "createdAt", "requestedTimestamp")
+# p0Times keys come from the body's own field names: bounded so that a body with thousands of
+# "...At" fields, or one huge name, still makes a record Firestore stores (and indexes cheaply).
+_MAX_P0_TIMES = 32
+_MAX_P0_TIME_NAME_CHARS = 64
+TOKEN_REUSE_FIELD = "tokenReuse"
 
 
 class PublishStatus(StrEnum):
@@ -100,7 +105,13 @@ def lift_fields(data: Mapping[str, Any]) -> SearchableFields:
     permission = data.get("permission")
     times: dict[str, datetime] = {}
     for name, value in data.items():
-        if name.endswith(("At", "Timestamp")) and (moment := _epoch_millis(value)) is not None:
+        if len(times) == _MAX_P0_TIMES:
+            break
+        if (
+            len(name) <= _MAX_P0_TIME_NAME_CHARS
+            and name.endswith(("At", "Timestamp"))
+            and (moment := _epoch_millis(value)) is not None
+        ):
             times[name] = moment
     for block, name in ((approver, "approvalTimestamp"), (details, "approvedTimestamp")):
         if isinstance(block, Mapping) and (moment := _epoch_millis(block.get(name))) is not None:
@@ -139,8 +150,13 @@ def build_audit_record(
     *,
     received_at: datetime,
     retention_days: int,
+    token_reuse: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The Firestore document for a first delivery (``deliveryCount`` 1, status received)."""
+    """The Firestore document for a first delivery (``deliveryCount`` 1, status received).
+
+    ``token_reuse`` (``firstEventId``, ``fingerprint``) marks a body accepted under a token
+    that an earlier delivery already used (see the reuse policy in ``service.py``).
+    """
     envelope = notification.envelope
     lifted = lift_fields(envelope.data)
     occurred_at = next(
@@ -189,6 +205,8 @@ def build_audit_record(
     }
     if retention_days > 0:
         record[RecordField.EXPIRE_AT] = received_at + timedelta(days=retention_days)
+    if token_reuse is not None:
+        record[TOKEN_REUSE_FIELD] = dict(token_reuse)
     return record
 
 
@@ -210,6 +228,8 @@ def message_attributes(record: Mapping[str, Any], *, replay: bool = False) -> di
     }
     if replay:
         candidates["replay"] = "true"
+    if record.get(TOKEN_REUSE_FIELD):
+        candidates["tokenReuse"] = "true"
     return {
         name: value
         for name, value in candidates.items()

@@ -2,7 +2,14 @@
 
 Pure orchestration over the ports; time is passed in. The audit write always comes first:
 a delivery is either durably recorded (then published, or left ``received`` for a redrive)
-or answered with a retryable error.
+or answered with a retryable error. An authentic body that is refused goes to the quarantine.
+
+Token reuse (P0's token does not sign the body, carries no ``jti``, and P0 signs several
+events of one burst in the same second): a token already seen with another body is refused,
+unless the reuse policy accepts it. ``burst`` accepts exactly what a P0 burst produces: a
+deterministic algorithm (identical strings for identical claims) within a few seconds of
+``iat``. A randomized algorithm (ECDSA, PSS) never repeats a token by itself, so its reuse is
+always a replay.
 """
 
 from __future__ import annotations
@@ -14,20 +21,38 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from p0_receiver.errors import AuthenticationError, AuthFailure, DownstreamUnavailableError
-from p0_receiver.events import parse_notification
-from p0_receiver.ports import AuditLog, EventPublisher, TokenLedger
+from p0_receiver.errors import (
+    AuthenticationError,
+    AuthFailure,
+    DownstreamUnavailableError,
+    RequestRejectedError,
+    SchemaViolationError,
+    UnknownEventTypeError,
+    UnstorableRecordError,
+)
+from p0_receiver.events import Notification, parse_notification
+from p0_receiver.ports import AuditLog, EventPublisher, Quarantine, TokenHistory, TokenLedger
+from p0_receiver.quarantine import (
+    QuarantineReason,
+    QuarantineReceipt,
+    QuarantineStatus,
+    RefusedBody,
+)
 from p0_receiver.record import (
     PublishStatus,
     RecordField,
     build_audit_record,
     message_attributes,
 )
+from p0_receiver.settings import TokenReusePolicy
 from p0_receiver.tokens import TokenVerifier, VerifiedToken
+
+# Even the ``accept`` policy stops somewhere: the ledger entry lists every accepted event.
+MAX_EVENTS_PER_TOKEN = 100
 
 
 class TokenReplayError(AuthenticationError):
-    """A token already accepted with one body came back with another."""
+    """A token already accepted with one body came back with another, and policy refused it."""
 
     def __init__(self, fingerprint: str, first_event_id: str, event_id: str) -> None:
         super().__init__(AuthFailure.TOKEN_REPLAYED)
@@ -42,6 +67,15 @@ class DeliveryStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class TokenReuse:
+    """A delivery accepted under a token an earlier delivery already used (flagged, logged)."""
+
+    first_event_id: str
+    fingerprint: str
+    algorithm: str
+
+
+@dataclass(frozen=True)
 class DeliveryOutcome:
     status: DeliveryStatus
     event_id: str
@@ -51,6 +85,8 @@ class DeliveryOutcome:
     # False only when the publish succeeded but recording that fact failed: the record stays
     # "received" and a redrive will publish a duplicate (same eventId) later.
     publish_recorded: bool = True
+    # Set only when this request accepted a reuse (not on a redelivery of one).
+    token_reuse: TokenReuse | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +94,10 @@ class DeliveryPolicy:
     retention_days: int
     reject_unknown_event_types: bool
     leeway_seconds: int
+    token_reuse: TokenReusePolicy = TokenReusePolicy.BURST
+    token_burst_seconds: int = 5
+    quarantine_retention_days: int = 30
+    quarantine_max_per_token: int = 10
 
 
 class DeliveryService:
@@ -70,11 +110,14 @@ class DeliveryService:
         audit_log: AuditLog,
         publisher: EventPublisher,
         policy: DeliveryPolicy,
+        *,
+        quarantine: Quarantine,
     ) -> None:
         self._verifier = verifier
         self._ledger = ledger
         self._audit_log = audit_log
         self._publisher = publisher
+        self._quarantine = quarantine
         self._policy = policy
 
     def authenticate(self, authorization: str | None) -> VerifiedToken:
@@ -83,43 +126,129 @@ class DeliveryService:
 
     def accept(self, token: VerifiedToken, body: bytes, *, now: datetime) -> DeliveryOutcome:
         """Record and publish a delivery whose token has been verified."""
-        notification = parse_notification(
-            body, reject_unknown_types=self._policy.reject_unknown_event_types
-        )
+        notification = self._parse(token, body, now=now)
         event_id = notification.event_id
-        first_event_id = self._ledger.remember(
+        history = self._ledger.remember(
             token.fingerprint,
             event_id,
             expires_at=token.expires_at + timedelta(seconds=self._policy.leeway_seconds),
             now=now,
         )
-        if first_event_id != event_id:
-            raise TokenReplayError(token.fingerprint, first_event_id, event_id)
+        token_reuse = self._check_reuse(token, body, event_id, history, now=now)
+        reuse_field = None
+        if event_id != history.first_event_id:
+            reuse_field = {"firstEventId": history.first_event_id, "fingerprint": token.fingerprint}
 
         record: Mapping[str, Any] = build_audit_record(
-            notification, token, received_at=now, retention_days=self._policy.retention_days
+            notification,
+            token,
+            received_at=now,
+            retention_days=self._policy.retention_days,
+            token_reuse=reuse_field,
         )
         status = DeliveryStatus.ACCEPTED
-        if not self._audit_log.create(record):
+        if not self._create(record, token, body, now=now):
             status = DeliveryStatus.DUPLICATE
             record = self._audit_log.note_redelivery(event_id, now=now)
             if record[RecordField.PUBLISH_STATUS] == PublishStatus.PUBLISHED:
-                return DeliveryOutcome(
-                    status,
-                    event_id,
-                    notification.event_type,
-                    notification.envelope.id,
-                    record.get(RecordField.MESSAGE_ID),
+                return self._outcome(
+                    status, notification, record.get(RecordField.MESSAGE_ID), token_reuse
                 )
         message_id, recorded = publish_record(self._audit_log, self._publisher, record, now=now)
+        return self._outcome(status, notification, message_id, token_reuse, recorded=recorded)
+
+    @staticmethod
+    def _outcome(
+        status: DeliveryStatus,
+        notification: Notification,
+        message_id: str | None,
+        token_reuse: TokenReuse | None,
+        *,
+        recorded: bool = True,
+    ) -> DeliveryOutcome:
         return DeliveryOutcome(
             status,
-            event_id,
+            notification.event_id,
             notification.event_type,
             notification.envelope.id,
             message_id,
             publish_recorded=recorded,
+            token_reuse=token_reuse,
         )
+
+    def _parse(self, token: VerifiedToken, body: bytes, *, now: datetime) -> Notification:
+        try:
+            return parse_notification(
+                body, reject_unknown_types=self._policy.reject_unknown_event_types
+            )
+        except SchemaViolationError as refusal:
+            reason = (
+                QuarantineReason.UNKNOWN_TYPE
+                if isinstance(refusal, UnknownEventTypeError)
+                else QuarantineReason.SCHEMA_VIOLATION
+            )
+            details = {"violations": refusal.violations}
+            self._keep(refusal, RefusedBody(body, token, reason, details), now=now)
+            raise
+
+    def _check_reuse(
+        self,
+        token: VerifiedToken,
+        body: bytes,
+        event_id: str,
+        history: TokenHistory,
+        *,
+        now: datetime,
+    ) -> TokenReuse | None:
+        """Refuse a replay; return the reuse this request accepted, if any."""
+        if event_id in history.accepted_event_ids:
+            return None  # the token's first body, or a reuse accepted earlier, redelivered
+        if not self._reuse_allowed(token, history, now=now):
+            replay = TokenReplayError(token.fingerprint, history.first_event_id, event_id)
+            details = {"firstEventId": history.first_event_id}
+            refused = RefusedBody(body, token, QuarantineReason.TOKEN_REUSED, details)
+            self._keep(replay, refused, now=now)
+            raise replay
+        # Before the record: if this fails nothing is written and P0's retry starts over.
+        self._ledger.accept_reuse(token.fingerprint, event_id, now=now)
+        return TokenReuse(history.first_event_id, token.fingerprint, token.algorithm)
+
+    def _reuse_allowed(self, token: VerifiedToken, history: TokenHistory, *, now: datetime) -> bool:
+        if len(history.accepted_event_ids) >= MAX_EVENTS_PER_TOKEN:
+            return False
+        policy = self._policy.token_reuse
+        if policy is TokenReusePolicy.ACCEPT:
+            return True
+        if policy is TokenReusePolicy.REJECT:
+            return False
+        in_burst = now - token.issued_at <= timedelta(seconds=self._policy.token_burst_seconds)
+        return token.signs_deterministically and in_burst
+
+    def _create(
+        self, record: Mapping[str, Any], token: VerifiedToken, body: bytes, *, now: datetime
+    ) -> bool:
+        try:
+            return self._audit_log.create(record)
+        except UnstorableRecordError as refusal:
+            details = {"error": refusal.detail}
+            self._keep(
+                refusal, RefusedBody(body, token, QuarantineReason.UNSTORABLE, details), now=now
+            )
+            raise
+
+    def _keep(self, error: RequestRejectedError, refused: RefusedBody, *, now: datetime) -> None:
+        """Quarantine a refused body; the error (so the 4xx) stands whatever the quarantine did."""
+        try:
+            error.quarantine = self._quarantine.keep(
+                refused,
+                now=now,
+                retention_days=self._policy.quarantine_retention_days,
+                max_per_token=self._policy.quarantine_max_per_token,
+            )
+        except DownstreamUnavailableError:
+            error.quarantine = QuarantineReceipt(
+                refused.quarantine_id, refused.reason, QuarantineStatus.FAILED
+            )
 
 
 def publish_record(

@@ -6,6 +6,7 @@ The environment variable names are a public contract (README, Terraform, Cloud B
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,6 +19,19 @@ from p0_receiver.errors import ConfigurationError
 MAX_BODY_BYTES_CEILING = 256 * 1024
 
 _TOPIC_PREFIX = "projects/"
+_COLLECTION_ID = r"^[A-Za-z0-9_\-]{1,100}$"
+# Every algorithm some configured key type can verify (keys.py pins each key to a subset).
+KNOWN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class TokenReusePolicy(StrEnum):
+    """What to do when a token already seen comes back with another body (P0_TOKEN_REUSE)."""
+
+    BURST = "burst"  # accept deterministic-algorithm reuse within the burst window; refuse the rest
+    REJECT = "reject"  # refuse every reuse
+    ACCEPT = "accept"  # accept every reuse, flagged
 
 
 class OperatorSettings(BaseModel):
@@ -32,8 +46,11 @@ class OperatorSettings(BaseModel):
         "(default)"
     )
     firestore_collection: Annotated[
-        str, Field(alias="FIRESTORE_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+        str, Field(alias="FIRESTORE_COLLECTION", pattern=_COLLECTION_ID)
     ] = "p0_notifications"
+    quarantine_collection: Annotated[
+        str, Field(alias="FIRESTORE_QUARANTINE_COLLECTION", pattern=_COLLECTION_ID)
+    ] = "p0_quarantine"
     firestore_timeout_seconds: Annotated[
         float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
     ] = 4.0
@@ -88,17 +105,41 @@ class Settings(OperatorSettings):
     jwt_max_lifetime_seconds: Annotated[
         int, Field(alias="P0_JWT_MAX_LIFETIME_SECONDS", ge=60, le=86_400)
     ] = 3600
+    # Comma-separated allow-list; unset means every algorithm of each configured key's type.
+    jwt_algorithms: Annotated[frozenset[str] | None, Field(alias="P0_JWT_ALGORITHMS")] = None
+    token_reuse: Annotated[TokenReusePolicy, Field(alias="P0_TOKEN_REUSE")] = TokenReusePolicy.BURST
+    token_burst_seconds: Annotated[int, Field(alias="P0_TOKEN_BURST_SECONDS", ge=0, le=60)] = 5
+    quarantine_max_per_token: Annotated[
+        int, Field(alias="QUARANTINE_MAX_PER_TOKEN", ge=1, le=1000)
+    ] = 10
+    quarantine_retention_days: Annotated[
+        int, Field(alias="QUARANTINE_RETENTION_DAYS", ge=1, le=3650)
+    ] = 30
     reject_unknown_event_types: Annotated[bool, Field(alias="P0_REJECT_UNKNOWN_EVENT_TYPES")] = (
         False
     )
     token_collection: Annotated[
-        str, Field(alias="FIRESTORE_TOKEN_COLLECTION", pattern=r"^[A-Za-z0-9_\-]{1,100}$")
+        str, Field(alias="FIRESTORE_TOKEN_COLLECTION", pattern=_COLLECTION_ID)
     ] = "p0_token_fingerprints"
     max_body_bytes: Annotated[
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
     audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
     retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _algorithm_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        names = {name.strip() for name in value.split(",") if name.strip()}
+        unknown = names - KNOWN_ALGORITHMS
+        if unknown or not names:
+            # Name the allowed values, not the input: settings errors never echo what was set.
+            raise ValueError(f"must be a comma-separated subset of {sorted(KNOWN_ALGORITHMS)}")
+        return frozenset(names)
 
     @model_validator(mode="after")
     def _exactly_one_key_source(self) -> Settings:

@@ -1,11 +1,15 @@
 """Verification of P0's bearer JWT against pinned keys and a claim policy.
 
 Every failure becomes one ``AuthenticationError`` with a reason code; no library exception
-escapes and no token text is ever put into an error or a log.
+escapes and no token text is ever put into an error or a log. The token's fingerprint names
+its *signature event* (signing input plus canonical signature bytes), so a re-encoded copy of
+a captured token is recognised as the same token by the replay ledger.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +24,25 @@ from p0_receiver.keys import PublicKey
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
 # A compact JWS from P0 is a few hundred bytes; anything huge is not a token we issued to parse.
 _MAX_TOKEN_CHARS = 8192
+# Claims RFC 7519 defines as NumericDate; pyjwt would accept numeric strings for them.
+_NUMERIC_DATE_CLAIMS = ("exp", "iat", "nbf")
+# Orders n of the ECDSA curves (SEC 2). (r, s) and (r, n - s) both verify for the same
+# message, so the fingerprint keeps the low-S form; tests prove each constant with a real twin.
+CURVE_ORDERS = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+    "ES512": int(
+        "01FF" + "F" * 63 + "A51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        16,
+    ),
+}
+# Algorithms whose signature is a function of key and message alone: the same claims signed in
+# the same second give byte-identical tokens (RFC 8017 PKCS#1 v1.5, RFC 8032 EdDSA).
+DETERMINISTIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "EdDSA"})
 
 _CLAIM_FAILURES: tuple[tuple[type[jwt.InvalidTokenError], AuthFailure], ...] = (
     (jwt.ExpiredSignatureError, AuthFailure.EXPIRED),
@@ -41,6 +64,8 @@ class TokenPolicy:
     subject: str | None = None
     leeway_seconds: int = 30
     max_lifetime_seconds: int = 3600
+    # An operator's allow-list (P0_JWT_ALGORITHMS); ``None`` means every algorithm of the key type.
+    algorithms: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,20 @@ class VerifiedToken:
     claims: dict[str, Any]
     fingerprint: str
     expires_at: datetime
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.header["alg"])
+
+    @property
+    def issued_at(self) -> datetime:
+        """``iat`` as a time (an integer NumericDate: checked at verification)."""
+        return datetime.fromtimestamp(self.claims["iat"], tz=UTC)
+
+    @property
+    def signs_deterministically(self) -> bool:
+        """Whether the same claims signed in the same second give the very same token."""
+        return self.algorithm in DETERMINISTIC_ALGORITHMS
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -63,12 +102,54 @@ def bearer_token(authorization: str | None) -> str:
     token = token.strip()
     if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2:
         raise AuthenticationError(AuthFailure.MALFORMED_TOKEN)
+    for segment in token.split("."):
+        if _canonical_base64url(segment) is None:
+            raise AuthenticationError(AuthFailure.MALFORMED_TOKEN)
     return token
 
 
-def token_fingerprint(token: str) -> str:
-    """A stable, non-reversible name for a token (the replay ledger's key)."""
-    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+def _canonical_base64url(segment: str) -> bytes | None:
+    """Decode unpadded base64url (RFC 7515 §2); ``None`` unless ``segment`` is its only spelling.
+
+    Padding, characters outside the alphabet and non-zero trailing bits all decode to the same
+    bytes as some other string, which would give one signed token several fingerprints.
+    """
+    if not segment.isascii():
+        return None
+    try:
+        decoded = base64.b64decode(
+            segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True
+        )
+    except (binascii.Error, ValueError):
+        return None
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != segment:
+        return None
+    return decoded
+
+
+def _canonical_signature(algorithm: str, signature: bytes) -> bytes:
+    order = CURVE_ORDERS.get(algorithm)
+    if order is None:
+        return signature
+    half = len(signature) // 2
+    r, s = signature[:half], int.from_bytes(signature[half:], "big")
+    return r + min(s, order - s).to_bytes(half, "big")
+
+
+def token_fingerprint(token: str, algorithm: str) -> str:
+    """The replay ledger's key: SHA-256 over the signing input and the canonical signature.
+
+    Two encodings of one signature (ECDSA's ``(r, n - s)`` twin) fingerprint alike; two
+    signatures of the same claims by a randomized algorithm (ECDSA, PSS) do not.
+    """
+    signing_input, _, encoded_signature = token.rpartition(".")
+    signature = _canonical_base64url(encoded_signature)
+    if signature is None:
+        raise AuthenticationError(AuthFailure.MALFORMED_TOKEN)
+    digest = hashlib.sha256(signing_input.encode("ascii"))
+    digest.update(b".")
+    digest.update(_canonical_signature(algorithm, signature))
+    return digest.hexdigest()
 
 
 class TokenVerifier:
@@ -80,6 +161,10 @@ class TokenVerifier:
         self._keys = tuple(keys)
         self._policy = policy
         self._allowed_algorithms = frozenset().union(*(key.algorithms for key in keys))
+        if policy.algorithms is not None:
+            self._allowed_algorithms &= policy.algorithms
+        if not self._allowed_algorithms:
+            raise ValueError("no configured key can verify any allowed algorithm")
 
     def verify(self, authorization: str | None) -> VerifiedToken:
         token = bearer_token(authorization)
@@ -102,6 +187,11 @@ class TokenVerifier:
             return self._accept(token, header, claims)
         raise AuthenticationError(AuthFailure.BAD_SIGNATURE)
 
+    @property
+    def algorithms(self) -> frozenset[str]:
+        """The algorithms a token may use: the keys' types narrowed by the policy."""
+        return self._allowed_algorithms
+
     def _candidates(self, kid: object, algorithm: str) -> list[PublicKey]:
         usable = [key for key in self._keys if algorithm in key.algorithms]
         if not isinstance(kid, str) or not kid:
@@ -116,7 +206,7 @@ class TokenVerifier:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
-                algorithms=sorted(key.algorithms),
+                algorithms=sorted(key.algorithms & self._allowed_algorithms),
                 audience=policy.audience,
                 issuer=policy.issuer,
                 subject=policy.subject,
@@ -140,12 +230,17 @@ class TokenVerifier:
         for name in ("iss", "sub"):
             if not isinstance(claims[name], str) or not claims[name]:
                 raise AuthenticationError(AuthFailure.MISSING_CLAIM)
+        for name in _NUMERIC_DATE_CLAIMS:
+            value = claims.get(name)
+            # Integers only: pyjwt lets "1767225600" through, and the arithmetic below would not.
+            if name in claims and (not isinstance(value, int) or isinstance(value, bool)):
+                raise AuthenticationError(AuthFailure.MALFORMED_TOKEN)
         lifetime = claims["exp"] - claims["iat"]
         if lifetime > self._policy.max_lifetime_seconds:
             raise AuthenticationError(AuthFailure.LIFETIME_TOO_LONG)
         return VerifiedToken(
             header=dict(header),
             claims=dict(claims),
-            fingerprint=token_fingerprint(token),
+            fingerprint=token_fingerprint(token, header["alg"]),
             expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
         )

@@ -108,6 +108,7 @@ class Receiver:
                 reject_unknown_event_types=False,
                 leeway_seconds=settings.jwt_leeway_seconds,
             ),
+            quarantine=backends.quarantine,
         )
 
     def deliver(self, body: bytes, *, at: datetime) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,18 +17,31 @@ from p0_receiver.app import Backends, build_webhook
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.errors import ConfigurationError
 from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
-from tests.fakes import InMemoryAuditLog, InMemoryPublisher, InMemoryTokenLedger
-from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
+from p0_receiver.settings import Settings
+from tests.fakes import (
+    InMemoryAuditLog,
+    InMemoryPublisher,
+    InMemoryQuarantine,
+    InMemoryTokenLedger,
+)
+from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, padded, token
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 TRACE = "105445aa7843bc8bf206b12000100000"
 
 
 class Edge:
-    def __init__(self, **env: str) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], datetime] = lambda: NOW,
+        backends: Callable[[Settings], Backends] | None = None,
+        **env: str,
+    ) -> None:
         self.ledger = InMemoryTokenLedger()
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
+        self.quarantine = InMemoryQuarantine()
         handler = build_webhook(
             {
                 "GOOGLE_CLOUD_PROJECT": "acme",
@@ -38,8 +52,9 @@ class Edge:
                 "P0_JWT_SUBJECT": SUBJECT,
                 **env,
             },
-            backends=lambda _: Backends(self.ledger, self.audit, self.publisher),
-            clock=lambda: NOW,
+            backends=backends
+            or (lambda _: Backends(self.ledger, self.audit, self.publisher, self.quarantine)),
+            clock=clock,
         )
         app = flask.Flask("edge")
         app.add_url_rule(
@@ -63,7 +78,12 @@ class Edge:
         return self.client.post("/", data=body, headers=all_headers)
 
     def nothing_written(self) -> bool:
-        return not (self.ledger.entries or self.audit.records or self.publisher.messages)
+        return not (
+            self.ledger.entries
+            or self.audit.records
+            or self.publisher.messages
+            or self.quarantine.entries
+        )
 
 
 @pytest.fixture
@@ -172,7 +192,11 @@ def test_schema_violation_gets_422_with_paths(edge: Edge) -> None:
     response = edge.post(json.dumps({"id": "n", "name": "x", "eventType": "e"}).encode())
     assert response.status_code == 422
     assert error_of(response)["violations"] == [{"field": "data", "problem": "Field required"}]
-    assert edge.nothing_written()
+    # Nothing recorded or published; the authentic body is kept in quarantine, not lost.
+    assert edge.ledger.entries == edge.audit.records == {}
+    assert edge.publisher.messages == []
+    (held,) = edge.quarantine.entries.values()
+    assert held["reason"] == "schema_violation"
 
 
 def test_downstream_failure_gets_503_with_retry_after(edge: Edge) -> None:
@@ -218,7 +242,8 @@ def test_replay_logs_a_security_alert(edge: Edge, caplog: pytest.LogCaptureFixtu
         response = edge.post(other, authorization=f"Bearer {raw_token}")
     assert response.status_code == 401
     assert error_of(response)["reason"] == "token_replayed"
-    alert, summary = (json.loads(CloudLoggingFormatter().format(r)) for r in caplog.records)
+    kept, alert, summary = (json.loads(CloudLoggingFormatter().format(r)) for r in caplog.records)
+    assert (kept["message"], kept["reason"]) == ("p0_quarantined", "token_reused")
     assert (alert["severity"], alert["message"]) == ("ALERT", "p0_token_replay")
     assert alert["firstEventId"] != alert["rejectedEventId"]
     assert (summary["outcome"], summary["reason"]) == ("rejected", "token_replayed")
@@ -257,3 +282,167 @@ def test_bad_configuration_logs_one_critical_line_naming_the_variable(
         "P0_JWT_LEEWAY_SECONDS",
     )
     assert "9999" not in entry["problem"]
+
+
+def log_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [json.loads(CloudLoggingFormatter().format(record)) for record in caplog.records]
+
+
+def test_numeric_string_dates_get_a_json_401_not_an_html_500(edge: Edge) -> None:
+    issued = int(datetime.now(tz=UTC).timestamp())
+    response = edge.post(authorization=f"Bearer {token(iat=str(issued), exp=str(issued + 60))}")
+    assert (response.status_code, response.mimetype) == (401, "application/json")
+    assert error_of(response)["reason"] == "malformed_token"
+    assert edge.nothing_written()
+
+
+def test_a_re_encoded_token_is_refused_at_the_edge(edge: Edge) -> None:
+    response = edge.post(authorization=f"Bearer {padded(token())}")
+    assert (response.status_code, error_of(response)["reason"]) == (401, "malformed_token")
+
+
+class ExplodingPublisher(InMemoryPublisher):
+    def publish(self, data: bytes, attributes: Any) -> str:
+        raise RuntimeError(f"bug while handling {data[:40]!r} with {len(attributes)} attributes")
+
+
+def test_an_unexpected_exception_is_a_json_500_logged_by_class_only(
+    edge: Edge, caplog: pytest.LogCaptureFixture
+) -> None:
+    edge.publisher = ExplodingPublisher()
+    raw_token = token()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        response = edge.post(authorization=f"Bearer {raw_token}")
+    assert (response.status_code, response.mimetype) == (500, "application/json")
+    assert response.get_json() == {"error": {"code": "internal_error", "message": "internal error"}}
+    bug, summary = log_lines(caplog)
+    assert (bug["severity"], bug["message"], bug["exceptionClass"]) == (
+        "ERROR",
+        "p0_internal_error",
+        "RuntimeError",
+    )
+    assert any("publish" in frame for frame in bug["where"])
+    assert (summary["httpStatus"], summary["outcome"], summary["reason"]) == (
+        500,
+        "error",
+        "internal_error",
+    )
+    logged = caplog.text + json.dumps([bug, summary])
+    assert "bug while handling" not in logged
+    assert raw_token not in logged
+    assert "preapproval" not in logged.replace("preapproval-created", "")
+
+
+def test_failing_to_build_the_google_clients_is_a_retryable_503() -> None:
+    attempts: list[int] = []
+    ledger, audit = InMemoryTokenLedger(), InMemoryAuditLog()
+    publisher, quarantine = InMemoryPublisher(), InMemoryQuarantine()
+
+    def backends(_: Settings) -> Backends:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("metadata server unreachable")
+        return Backends(ledger, audit, publisher, quarantine)
+
+    edge = Edge(backends=backends)
+    first = edge.post()
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "30")
+    assert error_of(first)["reason"] == "clients_unavailable"
+    assert edge.post().status_code == 200  # the next request builds them again
+    assert len(audit.records) == 1
+
+
+def test_unpinned_issuer_and_audience_are_named_once_at_cold_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        Edge(P0_JWT_ISSUER="", P0_JWT_AUDIENCE="")
+    (warning,) = log_lines(caplog)
+    assert (warning["severity"], warning["message"], warning["claims"]) == (
+        "WARNING",
+        "p0_claims_unpinned",
+        ["iss", "aud"],
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        Edge()
+    assert caplog.records == []
+
+
+def test_accepted_reuse_is_one_warning_line_never_the_alert(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rsa_key = keypair("RS256")
+    issued = int(datetime.now(tz=UTC).timestamp())
+    edge = Edge(
+        clock=lambda: datetime.fromtimestamp(issued + 1, tz=UTC),
+        P0_PUBLIC_KEYS=rsa_key.public_pem.decode(),
+    )
+    raw = token(rsa_key, iat=issued, exp=issued + 300)
+    assert edge.post(authorization=f"Bearer {raw}").status_code == 200
+    other = json.dumps({**json.loads(PREAPPROVAL_CREATED), "name": "Other"}).encode()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        response = edge.post(other, authorization=f"Bearer {raw}")
+    assert response.status_code == 200
+    reuse, summary = log_lines(caplog)
+    assert (reuse["severity"], reuse["message"], reuse["algorithm"]) == (
+        "WARNING",
+        "p0_token_reuse_accepted",
+        "RS256",
+    )
+    assert reuse["eventId"] == summary["eventId"] != reuse["firstEventId"]
+    assert (summary["severity"], summary["tokenReuse"]) == ("INFO", True)
+    assert raw not in caplog.text
+
+
+def test_quarantine_outage_keeps_the_422_and_logs_an_error(
+    edge: Edge, caplog: pytest.LogCaptureFixture
+) -> None:
+    edge.quarantine.unavailable = True
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        response = edge.post(json.dumps({"id": "n", "name": "x", "eventType": "e"}).encode())
+    assert response.status_code == 422
+    failed, summary = log_lines(caplog)
+    assert (failed["severity"], failed["message"], failed["reason"]) == (
+        "ERROR",
+        "p0_quarantine_failed",
+        "schema_violation",
+    )
+    assert (summary["httpStatus"], summary["reason"]) == (422, "schema_violation")
+
+
+def test_unstorable_record_is_422_and_quarantined(
+    edge: Edge, caplog: pytest.LogCaptureFixture
+) -> None:
+    edge.audit.refuse_as_invalid = True
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        response = edge.post()
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "unstorable_record"
+    kept, summary = log_lines(caplog)
+    assert (kept["message"], kept["reason"], kept["quarantineStatus"]) == (
+        "p0_quarantined",
+        "unstorable",
+        "stored",
+    )
+    assert summary["quarantineId"] == kept["quarantineId"]
+    assert edge.publisher.messages == []
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"P0_JWT_ALGORITHMS": "RS256"}, "P0_JWT_ALGORITHMS"),  # the ES256 key could verify none
+        ({"P0_JWT_ALGORITHMS": "HS256"}, "P0_JWT_ALGORITHMS"),
+        ({"P0_TOKEN_REUSE": "sometimes"}, "P0_TOKEN_REUSE"),
+        ({"P0_TOKEN_BURST_SECONDS": "600"}, "P0_TOKEN_BURST_SECONDS"),
+        ({"QUARANTINE_MAX_PER_TOKEN": "0"}, "QUARANTINE_MAX_PER_TOKEN"),
+    ],
+)
+def test_new_settings_fail_fast_naming_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Edge(**env)  # type: ignore[arg-type]  # only environment strings here
+    assert caught.value.variable == variable
+    for value in env.values():
+        assert value not in caught.value.problem

@@ -19,7 +19,12 @@ from p0_receiver.service import (
     publish_record,
 )
 from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
-from tests.fakes import InMemoryAuditLog, InMemoryPublisher, InMemoryTokenLedger
+from tests.fakes import (
+    InMemoryAuditLog,
+    InMemoryPublisher,
+    InMemoryQuarantine,
+    InMemoryTokenLedger,
+)
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -31,6 +36,7 @@ class World:
         self.ledger = InMemoryTokenLedger()
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
+        self.quarantine = InMemoryQuarantine()
         verifier = TokenVerifier(
             parse_public_keys(keypair().public_pem.decode()),
             TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT),
@@ -41,6 +47,7 @@ class World:
             self.audit,
             self.publisher,
             DeliveryPolicy(retention_days=30, reject_unknown_event_types=False, leeway_seconds=30),
+            quarantine=self.quarantine,
         )
 
     def deliver(

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+import jwt
 import pytest
 
 from p0_receiver.errors import AuthenticationError, AuthFailure
 from p0_receiver.keys import parse_public_keys
-from p0_receiver.tokens import TokenPolicy, TokenVerifier, token_fingerprint
+from p0_receiver.tokens import CURVE_ORDERS, TokenPolicy, TokenVerifier, token_fingerprint
 from tests.support import (
     AUDIENCE,
     ISSUER,
     SUBJECT,
+    claims,
+    ecdsa_twin,
     hs256_with_public_key,
     keypair,
     later,
+    padded,
     token,
     unsigned_token,
+    with_dirty_trailing_bits,
 )
 
 POLICY = TokenPolicy(
@@ -51,7 +57,7 @@ def test_accepts_p0_style_token_and_keeps_header_and_claims(algorithm: str, form
         AUDIENCE,
         SUBJECT,
     )
-    assert verified.fingerprint == token_fingerprint(raw)
+    assert verified.fingerprint == token_fingerprint(raw, algorithm)
     assert raw not in repr(verified)
     assert int(verified.expires_at.timestamp()) == verified.claims["exp"]
 
@@ -167,3 +173,114 @@ def test_kid_selects_among_jwks_keys() -> None:
     jwks = {"keys": [keypair("ES256", "a").public_jwk(), keypair("RS256", "b").public_jwk()]}
     verifier = verifier_for(json.dumps(jwks))
     assert verifier.verify(f"Bearer {token(keypair('RS256', 'b'))}").header["kid"] == "b"
+
+
+# --- The replay ledger's key names the signature event, not the string --------------------
+
+
+def fingerprint_of(algorithm: str, raw: str) -> str:
+    return verifier_for(pem_config(algorithm)).verify(f"Bearer {raw}").fingerprint
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256", "EdDSA"])
+def test_padded_signature_is_refused_as_malformed(algorithm: str) -> None:
+    raw = token(keypair(algorithm))
+    assert reason(verifier_for(pem_config(algorithm)), f"Bearer {padded(raw)}") == (
+        AuthFailure.MALFORMED_TOKEN
+    )
+
+
+@pytest.mark.parametrize("segment", [0, 1, 2], ids=["header", "payload", "signature"])
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        pytest.param(lambda s: s + "=", id="padding"),
+        pytest.param(lambda s: s.replace("-", "+").replace("_", "/") + "+/", id="std-alphabet"),
+        pytest.param(lambda s: s + "!", id="outside-alphabet"),
+        pytest.param(lambda s: s[:2] + "\u00e9" + s[2:], id="non-ascii"),
+    ],
+)
+def test_non_canonical_base64url_in_any_segment_is_malformed(segment: int, spoil: Any) -> None:
+    parts = token().split(".")
+    parts[segment] = spoil(parts[segment])
+    assert reason(verifier_for(ES), "Bearer " + ".".join(parts)) == AuthFailure.MALFORMED_TOKEN
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "EdDSA", "RS256"])
+def test_non_zero_trailing_bits_are_malformed(algorithm: str) -> None:
+    raw = token(keypair(algorithm))
+    dirty = with_dirty_trailing_bits(raw)
+    assert dirty != raw
+    assert reason(verifier_for(pem_config(algorithm)), f"Bearer {dirty}") == (
+        AuthFailure.MALFORMED_TOKEN
+    )
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "ES384", "ES512"])
+def test_ecdsa_twin_verifies_and_has_the_same_fingerprint(algorithm: str) -> None:
+    raw = token(keypair(algorithm))
+    twin = ecdsa_twin(raw, CURVE_ORDERS[algorithm])
+    assert twin != raw
+    # The twin really is a second valid signature (this also proves the curve order constant).
+    assert fingerprint_of(algorithm, twin) == fingerprint_of(algorithm, raw)
+
+
+def test_randomized_signatures_of_identical_claims_are_different_tokens() -> None:
+    first, second = (token(iat=1_900_000_000, exp=1_900_000_300) for _ in range(2))
+    assert first.rpartition(".")[0] == second.rpartition(".")[0]  # same header and claims
+    assert token_fingerprint(first, "ES256") != token_fingerprint(second, "ES256")
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])
+def test_deterministic_signatures_of_identical_claims_are_one_token(algorithm: str) -> None:
+    first, second = (
+        token(keypair(algorithm), iat=1_900_000_000, exp=1_900_000_300) for _ in range(2)
+    )
+    assert first == second
+    assert token_fingerprint(first, algorithm) == token_fingerprint(second, algorithm)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "deterministic"),
+    [("RS256", True), ("EdDSA", True), ("ES256", False), ("ES384", False)],
+)
+def test_verified_token_knows_whether_its_algorithm_is_deterministic(
+    algorithm: str, deterministic: bool
+) -> None:
+    verified = verifier_for(pem_config(algorithm)).verify(f"Bearer {token(keypair(algorithm))}")
+    assert (verified.algorithm, verified.signs_deterministically) == (algorithm, deterministic)
+
+
+# --- Claim types: NumericDates are integers ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"iat": str(later(0))}, id="iat-numeric-string"),
+        pytest.param({"exp": str(later(300))}, id="exp-numeric-string"),
+        pytest.param({"nbf": str(later(-10))}, id="nbf-numeric-string"),
+        pytest.param({"iat": later(0) + 0.5}, id="iat-fraction"),
+        pytest.param({"iat": True}, id="iat-boolean"),
+    ],
+)
+def test_numeric_dates_must_be_integers(overrides: dict[str, Any]) -> None:
+    assert reason(verifier_for(ES), f"Bearer {token(**overrides)}") == AuthFailure.MALFORMED_TOKEN
+
+
+# --- An operator's algorithm allow-list ----------------------------------------------------
+
+
+def test_rsa_pem_key_verifies_pss_unless_the_allow_list_pins_pkcs1() -> None:
+    rsa_key = keypair("RS256")
+    pss = jwt.encode(claims(), rsa_key.private_pem, algorithm="PS256", headers={"kid": "k"})
+    open_policy = verifier_for(pem_config("RS256"))
+    assert open_policy.verify(f"Bearer {pss}").algorithm == "PS256"
+    pinned = verifier_for(pem_config("RS256"), replace(POLICY, algorithms=frozenset({"RS256"})))
+    assert reason(pinned, f"Bearer {pss}") == AuthFailure.DISALLOWED_ALGORITHM
+    assert pinned.verify(f"Bearer {token(rsa_key)}").algorithm == "RS256"
+
+
+def test_allow_list_that_leaves_no_usable_algorithm_is_refused() -> None:
+    with pytest.raises(ValueError, match="no configured key"):
+        verifier_for(ES, replace(POLICY, algorithms=frozenset({"RS256"})))

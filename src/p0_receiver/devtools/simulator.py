@@ -16,14 +16,14 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 DEV_ISSUER = "p0-simulator"
 DEV_AUDIENCE = "p0-receiver-local"
 DEV_SUBJECT = "my-notifier-service"
 DEV_KID = "dev-key-1"
 DEV_TOKEN_LIFETIME = timedelta(minutes=5)
-SUPPORTED_ALGORITHMS = ("ES256", "ES384", "RS256")
+SUPPORTED_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "EdDSA")
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,15 @@ class DevKeypair:
 
 
 def generate_keypair(algorithm: str = "ES256", kid: str = DEV_KID) -> DevKeypair:
-    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == "ES256":
         private_key = ec.generate_private_key(ec.SECP256R1())
     elif algorithm == "ES384":
         private_key = ec.generate_private_key(ec.SECP384R1())
+    elif algorithm == "ES512":
+        private_key = ec.generate_private_key(ec.SECP521R1())
+    elif algorithm == "EdDSA":
+        private_key = ed25519.Ed25519PrivateKey.generate()
     elif algorithm == "RS256":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     else:
