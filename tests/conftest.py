@@ -51,6 +51,7 @@ class Stack:
     subscription: str = "p0-notifications-test"
     collection: str = "p0_notifications"
     token_collection: str = "p0_token_fingerprints"
+    quarantine_collection: str = "p0_quarantine"
     overrides: dict[str, str] = field(default_factory=dict)
 
     def function_env(self, **overrides: str) -> dict[str, str]:
@@ -82,6 +83,13 @@ class Stack:
 
     def ledger_entries(self) -> list[dict[str, Any]]:
         collection = self._firestore().collection(self.token_collection)
+        return [doc.to_dict() for doc in collection.stream()]
+
+    def firestore_collection(self, name: str) -> Any:
+        return self._firestore().collection(name)
+
+    def quarantined(self) -> list[dict[str, Any]]:
+        collection = self._firestore().collection(self.quarantine_collection)
         return [doc.to_dict() for doc in collection.stream()]
 
     def messages(self) -> list[local_stack.PulledMessage]:

@@ -104,6 +104,9 @@ def lift_fields(data: Mapping[str, Any]) -> SearchableFields:
     details = data.get("approvalDetails")
     permission = data.get("permission")
     times: dict[str, datetime] = {}
+    for block, name in ((approver, "approvalTimestamp"), (details, "approvedTimestamp")):
+        if isinstance(block, Mapping) and (moment := _epoch_millis(block.get(name))) is not None:
+            times[name] = moment
     for name, value in data.items():
         if len(times) == _MAX_P0_TIMES:
             break
@@ -112,10 +115,7 @@ def lift_fields(data: Mapping[str, Any]) -> SearchableFields:
             and name.endswith(("At", "Timestamp"))
             and (moment := _epoch_millis(value)) is not None
         ):
-            times[name] = moment
-    for block, name in ((approver, "approvalTimestamp"), (details, "approvedTimestamp")):
-        if isinstance(block, Mapping) and (moment := _epoch_millis(block.get(name))) is not None:
-            times[name] = moment
+            times.setdefault(name, moment)
     return SearchableFields(
         object_id=_text(data, "id", "requestId"),
         principal=_text(data, "principal"),

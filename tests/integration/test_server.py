@@ -22,6 +22,7 @@ from tests.support import (
     hs256_with_public_key,
     keypair,
     later,
+    padded,
     token,
     unsigned_token,
 )
@@ -178,6 +179,12 @@ REJECTIONS: dict[str, tuple[Rejection, int, str]] = {
         401,
         "disallowed_algorithm",
     ),
+    "padded-signature": (lambda s: deliver(s, token=padded(token())), 401, "malformed_token"),
+    "numeric-string-iat": (
+        lambda s: deliver(s, token=token(iat=str(later(0)))),
+        401,
+        "malformed_token",
+    ),
     "overlong-lifetime": (
         lambda s: deliver(s, token=token(exp=later(2 * 3600))),
         401,
@@ -192,6 +199,7 @@ def test_every_rejection_is_json_and_writes_and_publishes_nothing(
 ) -> None:
     stack, server = served_for_rejections
     send, status, code = REJECTIONS[case]
+    held_before = len(stack.quarantined())
     answer = send(server)
     assert answer.status == status
     error = answer.json()["error"]
@@ -199,6 +207,8 @@ def test_every_rejection_is_json_and_writes_and_publishes_nothing(
     if status == 401:
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert stack.nothing_written()
+    # Only an authentic body that fails our schema is kept (in quarantine, for an operator).
+    assert len(stack.quarantined()) == held_before + (status == 422)
 
 
 def test_chunked_oversized_body_is_refused(

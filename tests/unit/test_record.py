@@ -116,3 +116,23 @@ def test_oversized_attribute_values_are_left_out() -> None:
 
 def test_rfc3339_is_utc_with_z() -> None:
     assert rfc3339(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000Z"
+
+
+def test_lifted_times_are_bounded_in_number_and_name_length() -> None:
+    data: dict[str, object] = {f"custom{n}At": 1_700_000_000_000 + n for n in range(100)}
+    data["x" * 500 + "At"] = 1_700_000_000_000
+    data["approver"] = {"approvalTimestamp": 1_700_000_000_000}
+    times = lift_fields(data).p0_times
+    assert len(times) == 32
+    assert "approvalTimestamp" in times
+    assert max(len(name) for name in times) <= 64
+
+
+def test_reuse_flag_is_kept_on_the_record_and_the_message() -> None:
+    notification = parse_notification(PREAPPROVAL_CREATED)
+    reuse = {"firstEventId": "a" * 64, "fingerprint": "b" * 64}
+    record = build_audit_record(
+        notification, TOKEN, received_at=RECEIVED, retention_days=0, token_reuse=reuse
+    )
+    assert record["tokenReuse"] == reuse
+    assert message_attributes(record)["tokenReuse"] == "true"

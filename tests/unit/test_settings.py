@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from p0_receiver.errors import ConfigurationError
-from p0_receiver.settings import load_settings
+from p0_receiver.settings import TokenReusePolicy, load_settings
 
 MINIMAL = {
     "GOOGLE_CLOUD_PROJECT": "acme-prod",
@@ -84,3 +84,24 @@ def test_error_never_echoes_the_value() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_settings({**MINIMAL, "P0_JWT_MAX_LIFETIME_SECONDS": "s3cr3t-value"})
     assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_reuse_quarantine_and_algorithm_defaults() -> None:
+    settings = load_settings(MINIMAL)
+    assert (settings.token_reuse, settings.token_burst_seconds) == (TokenReusePolicy.BURST, 5)
+    assert settings.jwt_algorithms is None
+    assert settings.quarantine_collection == "p0_quarantine"
+    assert (settings.quarantine_max_per_token, settings.quarantine_retention_days) == (10, 30)
+
+
+def test_algorithm_allow_list_is_parsed_and_blank_means_unset() -> None:
+    pinned = load_settings({**MINIMAL, "P0_JWT_ALGORITHMS": " RS256, EdDSA ,"})
+    assert pinned.jwt_algorithms == frozenset({"RS256", "EdDSA"})
+    assert load_settings({**MINIMAL, "P0_JWT_ALGORITHMS": " "}).jwt_algorithms is None
+
+
+@pytest.mark.parametrize("value", ["none", "HS256", "rs256", ","])
+def test_algorithm_allow_list_refuses_what_no_key_type_signs(value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings({**MINIMAL, "P0_JWT_ALGORITHMS": value})
+    assert caught.value.variable == "P0_JWT_ALGORITHMS"
