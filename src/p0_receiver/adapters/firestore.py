@@ -30,6 +30,9 @@ from p0_receiver.record import PublishStatus, RecordField
 # The ledger entry's fields: the first event the token carried, and the reuses accepted since.
 _LEDGER_EVENT_ID = "eventId"
 _LEDGER_REUSED_BY = "reusedBy"
+# Concurrent refusals under one token contend for the same entries; Firestore aborts the loser,
+# and the client retries it in place (it keeps its spot in line) up to this many times.
+_QUARANTINE_ATTEMPTS = 10
 
 # Failures that mean "the service did not do it (or we cannot know)": retry later.
 _UNAVAILABLE = (google_exceptions.GoogleAPIError, TimeoutError)
@@ -209,5 +212,14 @@ class FirestoreQuarantine:
             return QuarantineStatus.STORED
 
         with _translated("quarantine_unavailable"):
-            status: QuarantineStatus = keep_once(self._client.transaction())
+            try:
+                status: QuarantineStatus = keep_once(
+                    self._client.transaction(max_attempts=_QUARANTINE_ATTEMPTS)
+                )
+            except ValueError as exc:
+                # The client's way of saying "still aborted after max_attempts" (contention
+                # between refusals under one token): unavailable, like any other outage.
+                if not isinstance(exc.__cause__, google_exceptions.Aborted):
+                    raise
+                raise DownstreamUnavailableError("quarantine_unavailable", "Aborted") from exc
         return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
