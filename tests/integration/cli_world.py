@@ -125,6 +125,7 @@ def cli(
     page_size: int = 2,
     now: datetime = NOW,
     env: dict[str, str] | None = None,
+    process_env: dict[str, str] | None = None,
 ) -> Result:
     environ = {
         **stack.emulator_env,
@@ -133,7 +134,7 @@ def cli(
         **(env or {}),
     }
     context = OperatorContext(environ=environ, page_size=page_size, clock=lambda: now)
-    return CliRunner().invoke(main, list(args), obj=context)
+    return CliRunner().invoke(main, list(args), obj=context, env=process_env)
 
 
 def jsonl(result: Result) -> list[dict[str, Any]]:

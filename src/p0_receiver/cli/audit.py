@@ -12,10 +12,10 @@ from typing import Any, TextIO
 
 import click
 from rich.console import Console
-from rich.json import JSON
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from p0_receiver.auditlog.integrity import IntegrityReport, check_integrity
 from p0_receiver.auditlog.stats import STATS_FIELDS, AuditStats, count_records
@@ -31,7 +31,7 @@ from p0_receiver.cli.formats import (
 )
 from p0_receiver.cli.operator import operator_context, operator_errors
 from p0_receiver.cli.options import MOMENT, filter_options, record_filter
-from p0_receiver.cli.render import json_safe
+from p0_receiver.cli.render import json_panel_text, json_safe, json_text, plain
 from p0_receiver.record import RecordField
 
 
@@ -40,7 +40,8 @@ def _stdout() -> TextIO:
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    # Messages quote filter values and Google's error text: plain text, never markup.
+    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 
 def counting_progress() -> Progress:
@@ -75,7 +76,7 @@ def query(output_format: str, **options: Any) -> None:
         for record in query_records(context.reader(), wanted):
             writer.write(record)
     if writer.count == 0 and output_format == "table":
-        _stderr_console().print(f"no records match ({wanted.describe()})")
+        _stderr_console().print(plain(f"no records match ({wanted.describe()})"))
 
 
 audit.add_command(query, "list")
@@ -128,21 +129,24 @@ def show(event_id: str, raw: bool, output_format: str) -> None:
     report = check_integrity(record)
     document = _show_document(record, report)
     if output_format == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(json_text(document, indent=2))
     else:
         console = wide_console(_stdout())
         fields = Table(box=None, show_header=False, pad_edge=False)
         fields.add_column(style="bold")
         fields.add_column(overflow="fold")
         for name, value in document["record"].items():
-            fields.add_row(name, cell(value))
-        console.print(Panel(fields, title=f"audit record {event_id}"))
-        console.print(Panel(JSON(json.dumps(document["token"])), title="token (header, claims)"))
-        console.print(Panel(JSON(json.dumps(document["body"])), title="body as P0 sent it"))
-        console.print(_integrity_line(report), style=None if report.ok else "bold red")
+            fields.add_row(plain(name), plain(cell(value)))
+        # A title given as a string is parsed as markup: build the Text.
+        console.print(Panel(fields, title=plain(f"audit record {event_id}")))
+        console.print(
+            Panel(json_panel_text(document["token"]), title=Text("token (header, claims)"))
+        )
+        console.print(Panel(json_panel_text(document["body"]), title=Text("body as P0 sent it")))
+        console.print(plain(_integrity_line(report)), style=None if report.ok else "bold red")
     if not report.ok:
         if output_format == "json":
-            _stderr_console().print(_integrity_line(report))
+            _stderr_console().print(plain(_integrity_line(report)))
         raise SystemExit(1)
 
 
@@ -157,7 +161,7 @@ def timeline_command(object_id: str, output_format: str) -> None:
         for record in timeline(context.reader(), object_id):
             writer.write(record)
     if writer.count == 0:
-        _stderr_console().print(f"no records about {object_id}")
+        _stderr_console().print(plain(f"no records about {object_id}"))
 
 
 def _stats_rows(stats: AuditStats) -> Iterator[dict[str, Any]]:
@@ -182,11 +186,11 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
     span = {"since": json_safe(since), "until": json_safe(until)}
     out = _stdout()
     if output_format == "json":
-        click.echo(json.dumps({**span, "total": result.total, **result.dimensions()}, indent=2))
+        click.echo(json_text({**span, "total": result.total, **result.dimensions()}, indent=2))
     elif output_format in ("jsonl", "csv"):
         with record_writer(output_format, out, ("dimension", "key", "count")) as writer:
             for row in _stats_rows(result):
-                writer.write(row) if output_format == "csv" else out.write(json.dumps(row) + "\n")
+                writer.write(row) if output_format == "csv" else out.write(json_text(row) + "\n")
     else:
         console = wide_console(out)
         console.print(
@@ -195,7 +199,7 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
         for dimension, counts in result.dimensions().items():
             table = Table(dimension, "count", title=None)
             for key, count in counts.items():
-                table.add_row(key, str(count))
+                table.add_row(plain(key), str(count))
             console.print(table)
 
 

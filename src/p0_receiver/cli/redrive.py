@@ -21,6 +21,7 @@ from p0_receiver.cli.audit import counting_progress
 from p0_receiver.cli.formats import LIST_COLUMNS, format_option, record_writer
 from p0_receiver.cli.operator import OperatorContext, operator_context, operator_errors
 from p0_receiver.cli.options import DURATION, filter_options, record_filter
+from p0_receiver.cli.render import plain
 from p0_receiver.errors import DownstreamUnavailableError
 from p0_receiver.ports import AuditLog, EventPublisher
 from p0_receiver.record import PublishStatus, RecordField, rfc3339
@@ -52,7 +53,8 @@ class Tally:
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    # Messages quote event ids and Google's error text: plain text, never markup.
+    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 
 @click.command()
@@ -101,7 +103,9 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
             if not _publish(context, audit_log, publisher, current, tally, replay=False):
                 break
             progress.advance(task)
-    _stderr().print(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
+    _stderr().print(
+        plain(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
+    )
     if tally.failed or tally.unrecorded:
         raise SystemExit(1)
 
@@ -122,7 +126,9 @@ def _publish(
     except DownstreamUnavailableError as failure:
         tally.failed += 1
         tally.consecutive_failures += 1
-        _stderr().print(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
+        _stderr().print(
+            plain(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
+        )
         if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
             _stderr().print(
                 f"stopping after {MAX_CONSECUTIVE_FAILURES} failures in a row: Pub/Sub still "
@@ -159,7 +165,9 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
         with record_writer(output_format, sys.stdout, LIST_COLUMNS) as writer:
             for record in query_records(reader, wanted):
                 writer.write(record)
-        _stderr().print(f"dry run: {writer.count} records would be replayed ({wanted.describe()})")
+        _stderr().print(
+            plain(f"dry run: {writer.count} records would be replayed ({wanted.describe()})")
+        )
         return
     if not yes:
         probe = query_records(reader, wanted, fields=(RecordField.EVENT_ID,))
@@ -176,6 +184,6 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
             if not _publish(context, audit_log, publisher, record, tally, replay=True):
                 break
             progress.advance(task)
-    _stderr().print(f"replay: {tally.summary('replayed')} ({wanted.describe()})")
+    _stderr().print(plain(f"replay: {tally.summary('replayed')} ({wanted.describe()})"))
     if tally.failed:
         raise SystemExit(1)
