@@ -119,6 +119,14 @@ class Receiver:
             return event_id_for(json.loads(body))
 
 
+def tamper(stack: Stack, event_id: str, **fields: Any) -> None:
+    """Edit a stored record behind the receiver's back, as someone with database access could."""
+    from google.cloud import firestore
+
+    client = firestore.Client(project=stack.project)
+    client.collection(stack.collection).document(event_id).update(fields)
+
+
 def cli(
     stack: Stack,
     *args: str,

@@ -19,6 +19,7 @@ from tests.integration.cli_world import (
     jsonl,
     preapproval_body,
     request_body,
+    tamper,
 )
 
 pytestmark = pytest.mark.integration
@@ -268,6 +269,8 @@ def test_show_explains_a_record_and_checks_its_integrity(world: World) -> None:
         "ok": True,
         "bodyMatchesSha256": True,
         "bodyMatchesEventId": True,
+        "fieldsMatchBody": True,
+        "mismatchedFields": [],
         "problems": [],
     }
 
@@ -295,16 +298,41 @@ def test_show_warns_when_a_stored_body_was_altered(stack: Stack) -> None:
         approver="bob@corp.example",
     )
     event_id = Receiver(stack).deliver(body, at=NOW)
-    from google.cloud import firestore
-
-    document = (
-        firestore.Client(project=stack.project).collection(stack.collection).document(event_id)
-    )
-    document.update({"body": body.replace(b"mallory", b"someone")})
+    tamper(stack, event_id, body=body.replace(b"mallory", b"someone"))
     result = cli(stack, "audit", "show", event_id)
     assert result.exit_code == 1
     assert "integrity: WARNING the body no longer hashes to bodySha256" in result.stdout
     assert "not the record's eventId" in result.stdout
+
+
+def test_show_warns_when_a_searchable_field_was_edited(stack: Stack) -> None:
+    body = request_body(
+        "request-approved",
+        object_id="T2",
+        principal="mallory@corp.example",
+        permission=PROD,
+        reason="INC-9: rotate keys",
+        updated=NOW,
+        approver="bob@corp.example",
+    )
+    event_id = Receiver(stack).deliver(body, at=NOW)
+    # The body still hashes fine; the fields auditors filter on now lie.
+    tamper(stack, event_id, approver="ciso@corp.example", reason="approved by the CISO")
+    result = cli(stack, "audit", "show", event_id)
+    assert result.exit_code == 1
+    assert (
+        "integrity: WARNING fields that no longer match the body: approver, reason" in result.stdout
+    )
+    as_json = cli(stack, "audit", "show", event_id, "--format", "json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["integrity"] == {
+        "ok": False,
+        "bodyMatchesSha256": True,
+        "bodyMatchesEventId": True,
+        "fieldsMatchBody": False,
+        "mismatchedFields": ["approver", "reason"],
+        "problems": ["fields that no longer match the body: approver, reason"],
+    }
 
 
 def test_timeline_follows_p0_time_not_arrival(world: World) -> None:

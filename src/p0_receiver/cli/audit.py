@@ -84,7 +84,10 @@ audit.add_command(query, "list")
 
 def _integrity_line(report: IntegrityReport) -> str:
     if report.ok:
-        return "integrity: ok (the body hashes to bodySha256 and to the eventId)"
+        return (
+            "integrity: ok (the body hashes to bodySha256 and to the eventId, and every field "
+            "derived from it matches)"
+        )
     return "integrity: WARNING " + "; ".join(report.problems)
 
 
@@ -103,6 +106,8 @@ def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str,
             "ok": report.ok,
             "bodyMatchesSha256": report.body_matches_digest,
             "bodyMatchesEventId": report.body_matches_event_id,
+            "fieldsMatchBody": report.fields_match_body,
+            "mismatchedFields": list(report.mismatched_fields),
             "problems": list(report.problems),
         },
     }
@@ -116,7 +121,8 @@ def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str,
 def show(event_id: str, raw: bool, output_format: str) -> None:
     """Show one record: its fields, the token's claims, the verbatim body, an integrity check.
 
-    Exits 1 if the stored body no longer matches its digest or event id.
+    Exits 1 if the stored body no longer matches its digest or event id, or a field derived
+    from the body (approver, reason, principal, ...) no longer matches the body.
     """
     record = operator_context().reader().get(event_id)
     if record is None:
