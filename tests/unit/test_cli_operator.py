@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,6 +218,25 @@ def test_unreachable_firestore_fails_with_a_message() -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: Firestore failed:")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("force", [(), ("--force",)])
+def test_a_failed_export_leaves_no_file_behind(tmp_path: Path, force: tuple[str, ...]) -> None:
+    target = tmp_path / "audit.jsonl"
+    if force:
+        target.write_text("previous export\n")
+    environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
+    result = run(
+        ["audit", "export", "--output", str(target), *force],
+        OperatorContext(environ=environ, connect=google_operator_backends),
+        FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
+    )
+    assert result.exit_code == 1
+    assert "Firestore failed" in result.stderr
+    # Nothing half-written: no new file, the previous one untouched, no temporary left.
+    assert [p.name for p in tmp_path.iterdir()] == (["audit.jsonl"] if force else [])
+    if force:
+        assert target.read_text() == "previous export\n"
 
 
 # --- integrity ---------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -210,12 +212,37 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
 
 
 @contextmanager
-def _output_stream(path: Path | None) -> Iterator[TextIO]:
+def _output_stream(path: Path | None, *, replace: bool) -> Iterator[TextIO]:
+    """stdout, or a new file only its owner can read: exports hold personal data.
+
+    Never opens an existing file: without ``replace`` the name must be free; with it, a new
+    file is written beside it and renamed over it, so neither a symlink nor a hard link at
+    ``path`` is written through. A failed export leaves nothing behind.
+    """
     if path is None:
         yield _stdout()
         return
-    with path.open("w", encoding="utf-8", newline="") as stream:
-        yield stream
+    if path.is_symlink():
+        raise click.UsageError(f"{path} is a symbolic link; refusing to write through it")
+    try:
+        if replace:
+            descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        else:
+            # O_EXCL also refuses a symlink created since the check above.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            partial = str(path)
+    except FileExistsError:
+        raise click.UsageError(f"{path} already exists; pass --force to replace it") from None
+    except OSError as problem:
+        raise click.ClickException(f"cannot create {path}: {problem.strerror}") from problem
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        if replace:
+            os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 @audit.command()
@@ -224,21 +251,24 @@ def _output_stream(path: Path | None) -> Iterator[TextIO]:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file instead of stdout.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this new file (mode 0600) instead of stdout.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing --output file (never through a symlink)."
 )
 @operator_errors
-def export(output_format: str, output: Path | None, **options: Any) -> None:
+def export(output_format: str, output: Path | None, force: bool, **options: Any) -> None:
     """Export matching records (whole records; body as text) as JSON lines, CSV or JSON.
 
     Streams page by page with a progress display on stderr: memory does not grow with the
-    number of records.
+    number of records. An --output file is created readable by its owner only.
     """
     wanted = record_filter(options)
     context = operator_context()
     with (
+        _output_stream(output, replace=force) as stream,
         counting_progress() as progress,
-        _output_stream(output) as stream,
         record_writer(output_format, stream, EXPORT_COLUMNS) as writer,
     ):
         task = progress.add_task("exporting", total=None)
