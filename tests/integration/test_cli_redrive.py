@@ -153,6 +153,14 @@ def test_replay_publishes_nothing_for_a_record_whose_body_was_edited(stack: Stac
     assert original is not None
     tamper(stack, edited, body=bytes(original["body"]).replace(b"alice", b"mallory"))
 
+    dry = cli(
+        stack, "replay", "--principal", "alice@corp.example", "--dry-run", "--format", "jsonl"
+    )
+    assert dry.exit_code == 1
+    assert [r["eventId"] for r in jsonl_lines(dry.stdout)] == [honest]
+    assert "dry run: 1 records would be replayed" in dry.stderr
+    assert "1 failed the integrity check" in dry.stderr
+
     result = cli(stack, "replay", "--principal", "alice@corp.example")
     assert result.exit_code == 1
     assert f"skipped {edited}: the body no longer hashes to bodySha256" in result.stderr

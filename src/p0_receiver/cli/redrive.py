@@ -43,13 +43,13 @@ class Tally:
     skipped: int = 0  # already published by someone else meanwhile
     failed: int = 0
     unrecorded: int = 0  # published, but marking the record failed (a rerun re-sends it)
-    tampered: int = 0  # failed the integrity check: never published
+    failed_integrity: int = 0  # failed the integrity check: never published
     consecutive_failures: int = 0
 
     def summary(self, verb: str) -> str:
         parts = [f"{self.published} {verb}"]
-        if self.tampered:
-            parts.append(f"{self.tampered} failed the integrity check (skipped)")
+        if self.failed_integrity:
+            parts.append(f"{self.failed_integrity} failed the integrity check (skipped)")
         if self.skipped:
             parts.append(f"{self.skipped} already published meanwhile (skipped)")
         if self.unrecorded:
@@ -62,22 +62,21 @@ def _intact(record: dict[str, Any], tally: Tally) -> bool:
     """Whether ``record`` may be published; reports (and counts) one that may not."""
     report = check_integrity(record)
     if not report.ok:
-        tally.tampered += 1
+        tally.failed_integrity += 1
         _stderr().print(
             plain(f"skipped {record.get(RecordField.EVENT_ID)}: {'; '.join(report.problems)}")
         )
     return report.ok
 
 
-def _dry_run(records: Iterable[dict[str, Any]], output_format: str) -> Tally:
-    """List the records that would be published; report those the integrity check refuses."""
+def _dry_run(records: Iterable[dict[str, Any]], output_format: str) -> tuple[int, int]:
+    """List what would be published, report what the integrity check refuses; count both."""
     tally = Tally()
     with record_writer(output_format, sys.stdout, LIST_COLUMNS) as writer:
         for record in records:
             if _intact(record, tally):
                 writer.write(record)
-                tally.published += 1
-    return tally
+    return writer.count, tally.failed_integrity
 
 
 def _stderr() -> Console:
@@ -109,15 +108,15 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
     reader = context.reader()
     pending = pending_records(reader, received_before=cutoff, limit=limit)
     if dry_run:
-        listed = _dry_run(pending, output_format)
+        listed, refused = _dry_run(pending, output_format)
         _stderr().print(
             plain(
-                f"dry run: {listed.published} records received before {rfc3339(cutoff)} "
+                f"dry run: {listed} records received before {rfc3339(cutoff)} "
                 "are waiting to be published"
-                + (f", {listed.tampered} failed the integrity check" if listed.tampered else "")
+                + (f", {refused} failed the integrity check" if refused else "")
             )
         )
-        if listed.tampered:
+        if refused:
             raise SystemExit(1)
         return
     audit_log, publisher = context.audit_log(), context.publisher()
@@ -139,7 +138,7 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
     _stderr().print(
         plain(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
     )
-    if tally.failed or tally.unrecorded or tally.tampered:
+    if tally.failed or tally.unrecorded or tally.failed_integrity:
         raise SystemExit(1)
 
 
@@ -195,14 +194,14 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
     context = operator_context()
     reader = context.reader()
     if dry_run:
-        listed = _dry_run(query_records(reader, wanted), output_format)
+        listed, refused = _dry_run(query_records(reader, wanted), output_format)
         _stderr().print(
             plain(
-                f"dry run: {listed.published} records would be replayed ({wanted.describe()})"
-                + (f", {listed.tampered} failed the integrity check" if listed.tampered else "")
+                f"dry run: {listed} records would be replayed ({wanted.describe()})"
+                + (f", {refused} failed the integrity check" if refused else "")
             )
         )
-        if listed.tampered:
+        if refused:
             raise SystemExit(1)
         return
     if not yes:
@@ -223,5 +222,5 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
                 break
             progress.advance(task)
     _stderr().print(plain(f"replay: {tally.summary('replayed')} ({wanted.describe()})"))
-    if tally.failed or tally.tampered:
+    if tally.failed or tally.failed_integrity:
         raise SystemExit(1)

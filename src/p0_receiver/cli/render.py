@@ -62,7 +62,10 @@ def json_text(document: Any, *, indent: int | None = None) -> str:
 
 
 def json_panel_text(document: Any) -> Text:
-    """Indented, highlighted JSON for a panel (Rich's own JSON renderable re-encodes raw)."""
+    """Indented, highlighted JSON for a panel.
+
+    Not ``rich.json.JSON``: it re-encodes the data itself, writing C1 and bidi controls raw.
+    """
     return JSONHighlighter()(Text(json_text(document, indent=2)))
 
 
