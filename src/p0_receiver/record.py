@@ -144,26 +144,17 @@ def _firestore_safe(value: Any) -> Any:
     return value
 
 
-def build_audit_record(
-    notification: Notification,
-    token: VerifiedToken,
-    *,
-    received_at: datetime,
-    retention_days: int,
-    token_reuse: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """The Firestore document for a first delivery (``deliveryCount`` 1, status received).
+def derived_fields(notification: Notification, *, received_at: datetime) -> dict[str, Any]:
+    """The record's fields that are a function of the body (and of ``received_at``).
 
-    ``token_reuse`` (``firstEventId``, ``fingerprint``) marks a body accepted under a token
-    that an earlier delivery already used (see the reuse policy in ``service.py``).
+    The integrity check re-derives them from a stored body with this same function.
     """
     envelope = notification.envelope
     lifted = lift_fields(envelope.data)
     occurred_at = next(
         (lifted.p0_times[name] for name in _OCCURRED_AT_FIELDS if name in lifted.p0_times), None
     )
-    record: dict[str, Any] = {
-        "recordSchemaVersion": RECORD_SCHEMA_VERSION,
+    return {
         RecordField.EVENT_ID: notification.event_id,
         RecordField.EVENT_TYPE: envelope.eventType,
         RecordField.NOTIFIER_ID: envelope.id,
@@ -185,6 +176,25 @@ def build_audit_record(
         # Timelines sort on occurredAt; documents without the field would drop out of them.
         RecordField.OCCURRED_AT: occurred_at or received_at,
         "occurredAtSource": "p0" if occurred_at else "receivedAt",
+    }
+
+
+def build_audit_record(
+    notification: Notification,
+    token: VerifiedToken,
+    *,
+    received_at: datetime,
+    retention_days: int,
+    token_reuse: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Firestore document for a first delivery (``deliveryCount`` 1, status received).
+
+    ``token_reuse`` (``firstEventId``, ``fingerprint``) marks a body accepted under a token
+    that an earlier delivery already used (see the reuse policy in ``service.py``).
+    """
+    record: dict[str, Any] = {
+        "recordSchemaVersion": RECORD_SCHEMA_VERSION,
+        **derived_fields(notification, received_at=received_at),
         RecordField.RECEIVED_AT: received_at,
         RecordField.LAST_RECEIVED_AT: received_at,
         RecordField.DELIVERY_COUNT: 1,

@@ -120,12 +120,21 @@ class Receiver:
             return event_id_for(json.loads(body))
 
 
+def tamper(stack: Stack, event_id: str, **fields: Any) -> None:
+    """Edit a stored record behind the receiver's back, as someone with database access could."""
+    from google.cloud import firestore
+
+    client = firestore.Client(project=stack.project)
+    client.collection(stack.collection).document(event_id).update(fields)
+
+
 def cli(
     stack: Stack,
     *args: str,
     page_size: int = 2,
     now: datetime = NOW,
     env: dict[str, str] | None = None,
+    process_env: dict[str, str] | None = None,
 ) -> Result:
     environ = {
         **stack.emulator_env,
@@ -134,7 +143,7 @@ def cli(
         **(env or {}),
     }
     context = OperatorContext(environ=environ, page_size=page_size, clock=lambda: now)
-    return CliRunner().invoke(main, list(args), obj=context)
+    return CliRunner().invoke(main, list(args), obj=context, env=process_env)
 
 
 def jsonl(result: Result) -> list[dict[str, Any]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ from tests.integration.cli_world import (
     jsonl,
     preapproval_body,
     request_body,
+    tamper,
 )
 
 pytestmark = pytest.mark.integration
@@ -268,6 +271,8 @@ def test_show_explains_a_record_and_checks_its_integrity(world: World) -> None:
         "ok": True,
         "bodyMatchesSha256": True,
         "bodyMatchesEventId": True,
+        "fieldsMatchBody": True,
+        "mismatchedFields": [],
         "problems": [],
     }
 
@@ -295,16 +300,41 @@ def test_show_warns_when_a_stored_body_was_altered(stack: Stack) -> None:
         approver="bob@corp.example",
     )
     event_id = Receiver(stack).deliver(body, at=NOW)
-    from google.cloud import firestore
-
-    document = (
-        firestore.Client(project=stack.project).collection(stack.collection).document(event_id)
-    )
-    document.update({"body": body.replace(b"mallory", b"someone")})
+    tamper(stack, event_id, body=body.replace(b"mallory", b"someone"))
     result = cli(stack, "audit", "show", event_id)
     assert result.exit_code == 1
     assert "integrity: WARNING the body no longer hashes to bodySha256" in result.stdout
     assert "not the record's eventId" in result.stdout
+
+
+def test_show_warns_when_a_searchable_field_was_edited(stack: Stack) -> None:
+    body = request_body(
+        "request-approved",
+        object_id="T2",
+        principal="mallory@corp.example",
+        permission=PROD,
+        reason="INC-9: rotate keys",
+        updated=NOW,
+        approver="bob@corp.example",
+    )
+    event_id = Receiver(stack).deliver(body, at=NOW)
+    # The body still hashes fine; the fields auditors filter on now lie.
+    tamper(stack, event_id, approver="ciso@corp.example", reason="approved by the CISO")
+    result = cli(stack, "audit", "show", event_id)
+    assert result.exit_code == 1
+    assert (
+        "integrity: WARNING fields that no longer match the body: approver, reason" in result.stdout
+    )
+    as_json = cli(stack, "audit", "show", event_id, "--format", "json")
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["integrity"] == {
+        "ok": False,
+        "bodyMatchesSha256": True,
+        "bodyMatchesEventId": True,
+        "fieldsMatchBody": False,
+        "mismatchedFields": ["approver", "reason"],
+        "problems": ["fields that no longer match the body: approver, reason"],
+    }
 
 
 def test_timeline_follows_p0_time_not_arrival(world: World) -> None:
@@ -377,6 +407,54 @@ def test_export_streams_jsonl_csv_and_json(world: World, tmp_path: Path) -> None
     assert json.loads(rows[0]["body"])["data"]["id"] == "R1"
     as_json = cli(world.stack, "audit", "export", "--format", "json")
     assert len(json.loads(as_json.stdout)) == 7
+
+
+def test_export_file_is_private_and_never_overwritten(world: World, tmp_path: Path) -> None:
+    target = tmp_path / "audit.jsonl"
+    first = cli(world.stack, "audit", "export", "--output", str(target))
+    assert first.exit_code == 0, first.output
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # personal data: the owner's only
+    exported = target.read_bytes()
+    again = cli(world.stack, "audit", "export", "--format", "csv", "--output", str(target))
+    assert again.exit_code == 2
+    assert f"{target} already exists; pass --force to replace it" in again.stderr
+    assert target.read_bytes() == exported
+
+
+def test_export_never_writes_through_a_symlink(world: World, tmp_path: Path) -> None:
+    victim = tmp_path / "authorized_keys"
+    victim.write_text("ssh-ed25519 AAAA admin\n")
+    link = tmp_path / "audit.jsonl"
+    link.symlink_to(victim)
+    for force in ((), ("--force",)):
+        result = cli(world.stack, "audit", "export", "--output", str(link), *force)
+        assert result.exit_code == 2, result.output
+        assert f"{link} is a symbolic link; refusing to write through it" in result.stderr
+        assert victim.read_text() == "ssh-ed25519 AAAA admin\n"
+        assert link.is_symlink()
+    dangling = tmp_path / "new.jsonl"
+    dangling.symlink_to(tmp_path / "made-elsewhere")
+    result = cli(world.stack, "audit", "export", "--output", str(dangling))
+    assert result.exit_code == 2
+    assert not (tmp_path / "made-elsewhere").exists()
+
+
+def test_export_force_replaces_the_file_with_a_new_private_one(
+    world: World, tmp_path: Path
+) -> None:
+    target = tmp_path / "audit.csv"
+    target.write_text("old export\n")
+    target.chmod(0o644)
+    elsewhere = tmp_path / "hard-link"
+    os.link(target, elsewhere)
+    result = cli(
+        world.stack, "audit", "export", "--format", "csv", "--output", str(target), "--force"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.DictReader(io.StringIO(target.read_text())))) == 7
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert elsewhere.read_text() == "old export\n"  # a new file, not the old one rewritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit.csv", "hard-link"]
 
 
 @pytest.mark.parametrize(

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from tests.conftest import Stack
-from tests.integration.cli_world import Receiver, cli, jsonl, request_body
+from tests.integration.cli_world import Receiver, cli, jsonl, request_body, tamper
 
 pytestmark = pytest.mark.integration
 
 PROD = "roles/cloudsql.client on prod-db"
+
+
+def jsonl_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def now() -> datetime:
@@ -112,6 +118,54 @@ def test_replay_republishes_with_replay_attribute_and_keeps_state(stack: Stack) 
         assert message.data == original.data
         assert message.message_id != original.message_id
     assert {event_id: stack.record(event_id) for event_id in r1} == before
+
+
+def test_redrive_publishes_nothing_for_a_record_edited_after_it_was_recorded(
+    stack: Stack,
+) -> None:
+    outage = Receiver(stack, topic="deleted-topic")
+    honest, edited = (outage.deliver(body(f"R{n}"), at=now() - timedelta(hours=1)) for n in (1, 2))
+    tamper(stack, edited, approver="ciso@corp.example")
+
+    dry = cli(stack, "redrive", "--dry-run", "--format", "jsonl", now=now())
+    assert dry.exit_code == 1
+    assert [r["eventId"] for r in jsonl_lines(dry.stdout)] == [honest]
+    assert f"skipped {edited}: fields that no longer match the body: approver" in dry.stderr
+
+    result = cli(stack, "redrive", now=now())
+    assert result.exit_code == 1
+    assert f"skipped {edited}: fields that no longer match the body: approver" in result.stderr
+    assert "redrive: 1 published, 1 failed the integrity check (skipped), 0 failed" in (
+        result.stderr
+    )
+    assert [m.attributes["eventId"] for m in stack.messages()] == [honest]
+    record = stack.record(edited)
+    assert record is not None
+    assert (record["publishStatus"], record["publishAttempts"]) == ("received", 1)
+
+
+def test_replay_publishes_nothing_for_a_record_whose_body_was_edited(stack: Stack) -> None:
+    receiver = Receiver(stack)
+    honest = receiver.deliver(body("R1"), at=now())
+    edited = receiver.deliver(body("R2"), at=now())
+    stack.messages()
+    original = stack.record(edited)
+    assert original is not None
+    tamper(stack, edited, body=bytes(original["body"]).replace(b"alice", b"mallory"))
+
+    dry = cli(
+        stack, "replay", "--principal", "alice@corp.example", "--dry-run", "--format", "jsonl"
+    )
+    assert dry.exit_code == 1
+    assert [r["eventId"] for r in jsonl_lines(dry.stdout)] == [honest]
+    assert "dry run: 1 records would be replayed" in dry.stderr
+    assert "1 failed the integrity check" in dry.stderr
+
+    result = cli(stack, "replay", "--principal", "alice@corp.example")
+    assert result.exit_code == 1
+    assert f"skipped {edited}: the body no longer hashes to bodySha256" in result.stderr
+    assert "replay: 1 replayed, 1 failed the integrity check (skipped), 0 failed" in (result.stderr)
+    assert [m.attributes["eventId"] for m in stack.messages()] == [honest]
 
 
 def test_large_replay_needs_yes(stack: Stack) -> None:

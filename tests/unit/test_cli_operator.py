@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,11 +20,13 @@ from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.cli import main
 from p0_receiver.cli.operator import OperatorContext, google_operator_backends
 from p0_receiver.devtools.emulators import free_port
-from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.errors import ConfigurationError
 from p0_receiver.events import parse_notification
 from p0_receiver.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
+from p0_receiver.record import build_audit_record
 from p0_receiver.settings import load_operator_settings, load_settings
+from p0_receiver.tokens import VerifiedToken
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 OPERATOR_ENV = {"GOOGLE_CLOUD_PROJECT": "acme-audit"}
@@ -217,33 +220,140 @@ def test_unreachable_firestore_fails_with_a_message() -> None:
     assert "Traceback" not in result.output
 
 
-# --- integrity --------------------------------------------------------------------------------
+@pytest.mark.parametrize("force", [(), ("--force",)])
+def test_a_failed_export_leaves_no_file_behind(tmp_path: Path, force: tuple[str, ...]) -> None:
+    target = tmp_path / "audit.jsonl"
+    if force:
+        target.write_text("previous export\n")
+    environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
+    result = run(
+        ["audit", "export", "--output", str(target), *force],
+        OperatorContext(environ=environ, connect=google_operator_backends),
+        FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
+    )
+    assert result.exit_code == 1
+    assert "Firestore failed" in result.stderr
+    # Nothing half-written: no new file, the previous one untouched, no temporary left.
+    assert [p.name for p in tmp_path.iterdir()] == (["audit.jsonl"] if force else [])
+    if force:
+        assert target.read_text() == "previous export\n"
 
 
-def _record(body: bytes) -> dict[str, Any]:
-    return {
-        "eventId": parse_notification(PREAPPROVAL_CREATED).event_id,
-        "body": body,
-        "bodySha256": hashlib.sha256(PREAPPROVAL_CREATED).hexdigest(),
+# --- integrity ---------------------------------------------------------------------------------
+
+RECEIVED = datetime(2024, 5, 10, 12, 0, 0, 123000, tzinfo=UTC)
+TOKEN = VerifiedToken(
+    header={"alg": "ES256", "kid": "k"},
+    claims={"iss": "p0", "sub": "s", "aud": "a", "iat": 1, "exp": 2},
+    fingerprint="f" * 64,
+    expires_at=RECEIVED,
+)
+NO_P0_TIME = json.dumps({"id": "n", "name": "", "eventType": "x", "data": {"principal": "p"}})
+
+
+def stored(raw: bytes = REQUEST_APPROVED) -> dict[str, Any]:
+    """The record the receiver writes for ``raw``."""
+    return build_audit_record(
+        parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=400
+    )
+
+
+@pytest.mark.parametrize("raw", [PREAPPROVAL_CREATED, REQUEST_APPROVED, NO_P0_TIME.encode()])
+def test_integrity_of_an_untouched_record(raw: bytes) -> None:
+    report = check_integrity(stored(raw))
+    assert report.ok, report.problems
+    assert report.fields_match_body
+
+
+def test_integrity_ignores_what_is_not_derived_from_the_body() -> None:
+    # Delivery and publish history change after the write; newer writers add keys.
+    record = stored() | {
+        "publishStatus": "published",
+        "messageId": "42",
+        "deliveryCount": 3,
+        "lastReceivedAt": RECEIVED + timedelta(hours=1),
+        "tokenReuse": {"firstEventId": "0" * 64, "fingerprint": "f" * 64},
+        "releasedFrom": "quarantine/abc",
     }
+    assert check_integrity(record).ok
 
 
-def test_integrity_of_an_untouched_record() -> None:
-    assert check_integrity(_record(PREAPPROVAL_CREATED)).ok
+# Every searchable field, edited to a plausible lie.
+EDITS = {
+    "approver": "eve@corp.example",
+    "approverName": "Eve",
+    "approvalSource": "webapp",
+    "reason": "approved by the CISO",
+    "principal": "eve@corp.example",
+    "requestor": "eve@corp.example",
+    "objectId": "SOMETHING-ELSE",
+    "permissionName": "roles/viewer",
+    "permissionDescription": "read only",
+    "integration": "aws",
+    "access": "read",
+    "requestStatus": "DENIED",
+    "eventType": "request-denied",
+    "notifierId": "other-notifier",
+    "notifierName": "Other",
+    "shapeCheck": "validated",
+    "p0Times": {},
+    "occurredAt": RECEIVED,
+    "occurredAtSource": "receivedAt",
+}
+
+
+@pytest.mark.parametrize(("field", "lie"), list(EDITS.items()))
+def test_integrity_names_an_edited_searchable_field(field: str, lie: Any) -> None:
+    record = stored() | {field: lie}
+    report = check_integrity(record)
+    assert not report.ok
+    assert (report.body_matches_digest, report.body_matches_event_id) == (True, True)
+    assert report.mismatched_fields == (field,)
+    assert report.problems == (f"fields that no longer match the body: {field}",)
+
+
+def test_integrity_flags_a_searchable_field_removed_or_added() -> None:
+    removed = stored()
+    del removed["approver"]
+    assert check_integrity(removed).mismatched_fields == ("approver",)
+    # The pre-approval has no requestor: setting one is a lie too.
+    added = stored(PREAPPROVAL_CREATED) | {"requestor": "eve@corp.example"}
+    assert check_integrity(added).mismatched_fields == ("requestor",)
+
+
+def test_integrity_needs_the_received_time_it_derived_from() -> None:
+    record = stored(NO_P0_TIME.encode())
+    del record["receivedAt"]
+    assert check_integrity(record).mismatched_fields == ("receivedAt",)
 
 
 def test_integrity_flags_an_altered_body() -> None:
-    altered = PREAPPROVAL_CREATED.replace(b"john.smith", b"eve")
-    report = check_integrity(_record(altered))
+    record = stored() | {"body": REQUEST_APPROVED.replace(b"jane.doe", b"eve")}
+    report = check_integrity(record)
     assert (report.body_matches_digest, report.body_matches_event_id) == (False, False)
+    # What the edited body now says no longer matches the recorded fields either.
+    assert report.mismatched_fields == ("principal", "requestor")
 
 
 def test_integrity_flags_a_rewritten_digest_the_event_id_still_catches() -> None:
-    altered = PREAPPROVAL_CREATED.replace(b"john.smith", b"eve")
-    record = _record(altered) | {"bodySha256": hashlib.sha256(altered).hexdigest()}
+    altered = REQUEST_APPROVED.replace(b"Investigate", b"Ignore")
+    record = stored() | {"body": altered, "bodySha256": hashlib.sha256(altered).hexdigest()}
     report = check_integrity(record)
     assert (report.body_matches_digest, report.body_matches_event_id) == (True, False)
-    assert report.problems == ("the body's canonical hash is not the record's eventId",)
-    same_content = json.dumps(json.loads(PREAPPROVAL_CREATED), indent=2).encode()
-    respaced = _record(same_content) | {"bodySha256": hashlib.sha256(same_content).hexdigest()}
+    assert report.problems == (
+        "the body's canonical hash is not the record's eventId",
+        "fields that no longer match the body: reason",
+    )
+    same_content = json.dumps(json.loads(REQUEST_APPROVED), indent=4).encode()
+    respaced = stored() | {
+        "body": same_content,
+        "bodySha256": hashlib.sha256(same_content).hexdigest(),
+    }
     assert check_integrity(respaced).ok
+
+
+def test_integrity_of_a_body_that_is_no_longer_a_notification() -> None:
+    report = check_integrity(stored() | {"body": b"[]"})
+    assert not report.ok
+    assert not report.fields_match_body
+    assert "the body is not a P0 notification any more" in "; ".join(report.problems)

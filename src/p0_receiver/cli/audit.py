@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -12,10 +14,10 @@ from typing import Any, TextIO
 
 import click
 from rich.console import Console
-from rich.json import JSON
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from p0_receiver.auditlog.integrity import IntegrityReport, check_integrity
 from p0_receiver.auditlog.stats import STATS_FIELDS, AuditStats, count_records
@@ -31,7 +33,7 @@ from p0_receiver.cli.formats import (
 )
 from p0_receiver.cli.operator import operator_context, operator_errors
 from p0_receiver.cli.options import MOMENT, filter_options, record_filter
-from p0_receiver.cli.render import json_safe
+from p0_receiver.cli.render import json_panel_text, json_safe, json_text, plain
 from p0_receiver.record import RecordField
 
 
@@ -40,7 +42,8 @@ def _stdout() -> TextIO:
 
 
 def _stderr_console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    # Messages quote filter values and Google's error text: plain text, never markup.
+    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 
 def counting_progress() -> Progress:
@@ -75,7 +78,7 @@ def query(output_format: str, **options: Any) -> None:
         for record in query_records(context.reader(), wanted):
             writer.write(record)
     if writer.count == 0 and output_format == "table":
-        _stderr_console().print(f"no records match ({wanted.describe()})")
+        _stderr_console().print(plain(f"no records match ({wanted.describe()})"))
 
 
 audit.add_command(query, "list")
@@ -83,7 +86,10 @@ audit.add_command(query, "list")
 
 def _integrity_line(report: IntegrityReport) -> str:
     if report.ok:
-        return "integrity: ok (the body hashes to bodySha256 and to the eventId)"
+        return (
+            "integrity: ok (the body hashes to bodySha256 and to the eventId, and every field "
+            "derived from it matches)"
+        )
     return "integrity: WARNING " + "; ".join(report.problems)
 
 
@@ -102,6 +108,8 @@ def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str,
             "ok": report.ok,
             "bodyMatchesSha256": report.body_matches_digest,
             "bodyMatchesEventId": report.body_matches_event_id,
+            "fieldsMatchBody": report.fields_match_body,
+            "mismatchedFields": list(report.mismatched_fields),
             "problems": list(report.problems),
         },
     }
@@ -115,7 +123,8 @@ def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str,
 def show(event_id: str, raw: bool, output_format: str) -> None:
     """Show one record: its fields, the token's claims, the verbatim body, an integrity check.
 
-    Exits 1 if the stored body no longer matches its digest or event id.
+    Exits 1 if the stored body no longer matches its digest or event id, or a field derived
+    from the body (approver, reason, principal, ...) no longer matches the body.
     """
     record = operator_context().reader().get(event_id)
     if record is None:
@@ -128,21 +137,24 @@ def show(event_id: str, raw: bool, output_format: str) -> None:
     report = check_integrity(record)
     document = _show_document(record, report)
     if output_format == "json":
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(json_text(document, indent=2))
     else:
         console = wide_console(_stdout())
         fields = Table(box=None, show_header=False, pad_edge=False)
         fields.add_column(style="bold")
         fields.add_column(overflow="fold")
         for name, value in document["record"].items():
-            fields.add_row(name, cell(value))
-        console.print(Panel(fields, title=f"audit record {event_id}"))
-        console.print(Panel(JSON(json.dumps(document["token"])), title="token (header, claims)"))
-        console.print(Panel(JSON(json.dumps(document["body"])), title="body as P0 sent it"))
-        console.print(_integrity_line(report), style=None if report.ok else "bold red")
+            fields.add_row(plain(name), plain(cell(value)))
+        # A title given as a string is parsed as markup: build the Text.
+        console.print(Panel(fields, title=plain(f"audit record {event_id}")))
+        console.print(
+            Panel(json_panel_text(document["token"]), title=Text("token (header, claims)"))
+        )
+        console.print(Panel(json_panel_text(document["body"]), title=Text("body as P0 sent it")))
+        console.print(plain(_integrity_line(report)), style=None if report.ok else "bold red")
     if not report.ok:
         if output_format == "json":
-            _stderr_console().print(_integrity_line(report))
+            _stderr_console().print(plain(_integrity_line(report)))
         raise SystemExit(1)
 
 
@@ -157,7 +169,7 @@ def timeline_command(object_id: str, output_format: str) -> None:
         for record in timeline(context.reader(), object_id):
             writer.write(record)
     if writer.count == 0:
-        _stderr_console().print(f"no records about {object_id}")
+        _stderr_console().print(plain(f"no records about {object_id}"))
 
 
 def _stats_rows(stats: AuditStats) -> Iterator[dict[str, Any]]:
@@ -182,11 +194,11 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
     span = {"since": json_safe(since), "until": json_safe(until)}
     out = _stdout()
     if output_format == "json":
-        click.echo(json.dumps({**span, "total": result.total, **result.dimensions()}, indent=2))
+        click.echo(json_text({**span, "total": result.total, **result.dimensions()}, indent=2))
     elif output_format in ("jsonl", "csv"):
         with record_writer(output_format, out, ("dimension", "key", "count")) as writer:
             for row in _stats_rows(result):
-                writer.write(row) if output_format == "csv" else out.write(json.dumps(row) + "\n")
+                writer.write(row) if output_format == "csv" else out.write(json_text(row) + "\n")
     else:
         console = wide_console(out)
         console.print(
@@ -195,17 +207,42 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
         for dimension, counts in result.dimensions().items():
             table = Table(dimension, "count", title=None)
             for key, count in counts.items():
-                table.add_row(key, str(count))
+                table.add_row(plain(key), str(count))
             console.print(table)
 
 
 @contextmanager
-def _output_stream(path: Path | None) -> Iterator[TextIO]:
+def _output_stream(path: Path | None, *, replace: bool) -> Iterator[TextIO]:
+    """stdout, or a new file only its owner can read: exports hold personal data.
+
+    Never opens an existing file: without ``replace`` the name must be free; with it, a new
+    file is written beside it and renamed over it, so neither a symlink nor a hard link at
+    ``path`` is written through. A failed export leaves nothing behind.
+    """
     if path is None:
         yield _stdout()
         return
-    with path.open("w", encoding="utf-8", newline="") as stream:
-        yield stream
+    if path.is_symlink():
+        raise click.UsageError(f"{path} is a symbolic link; refusing to write through it")
+    try:
+        if replace:
+            descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        else:
+            # O_EXCL also refuses a symlink created since the check above.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            partial = str(path)
+    except FileExistsError:
+        raise click.UsageError(f"{path} already exists; pass --force to replace it") from None
+    except OSError as problem:
+        raise click.ClickException(f"cannot create {path}: {problem.strerror}") from problem
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
+            yield stream
+        if replace:
+            os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 @audit.command()
@@ -214,21 +251,24 @@ def _output_stream(path: Path | None) -> Iterator[TextIO]:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file instead of stdout.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this new file (mode 0600) instead of stdout.",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace an existing --output file (never through a symlink)."
 )
 @operator_errors
-def export(output_format: str, output: Path | None, **options: Any) -> None:
+def export(output_format: str, output: Path | None, force: bool, **options: Any) -> None:
     """Export matching records (whole records; body as text) as JSON lines, CSV or JSON.
 
     Streams page by page with a progress display on stderr: memory does not grow with the
-    number of records.
+    number of records. An --output file is created readable by its owner only.
     """
     wanted = record_filter(options)
     context = operator_context()
     with (
+        _output_stream(output, replace=force) as stream,
         counting_progress() as progress,
-        _output_stream(output) as stream,
         record_writer(output_format, stream, EXPORT_COLUMNS) as writer,
     ):
         task = progress.add_task("exporting", total=None)

@@ -1,6 +1,7 @@
 """Streaming output of records: a rich table, a JSON array, JSON lines or CSV.
 
-Writers take one record at a time, so an export of any size holds one page in memory.
+Writers take one record at a time, so an export of any size holds one page in memory. Record
+values are text, never markup or terminal controls (``render``); CSV cells are never formulas.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import click
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from p0_receiver.cli.render import json_safe, record_for_display
+from p0_receiver.cli.render import for_machines, json_safe, json_text, plain, record_for_display
 from p0_receiver.record import RecordField
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -27,6 +29,9 @@ _TABLE_CHUNK = 50
 # Width of tables written to a pipe or file (a terminal uses its own width).
 _PIPED_WIDTH = 240
 _WRAPPED_COLUMNS = frozenset({"reason", RecordField.PERMISSION_NAME, RecordField.APPROVER})
+# A spreadsheet evaluates a cell starting with one of these as a formula (OWASP, "CSV
+# Injection"): such cells get a leading apostrophe, which makes them text.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 # What a listing shows: when, what, about what, who, who approved, why, delivery state.
 LIST_COLUMNS = (
@@ -103,16 +108,31 @@ def cell(value: Any) -> str:
     return str(shown)
 
 
-def _table_cell(value: Any) -> str:
+def spreadsheet_cell(value: Any) -> str:
+    """A CSV cell: never a formula; hidden code points as JSON escapes but tabs and newlines.
+
+    JSON escapes keep a body cell parseable JSON. A carriage return is escaped too: printed to
+    a terminal it would let the rest of the cell overwrite the line.
+    """
+    text = cell(value)
+    if text.startswith(_FORMULA_TRIGGERS):
+        text = "'" + text
+    return for_machines(text, keep="\t\n")
+
+
+def _table_cell(value: Any) -> Text:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    return cell(value)
+        return Text(value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    return plain(cell(value))
 
 
 def wide_console(stream: TextIO) -> Console:
-    """A terminal's (or $COLUMNS') width; piped to a file or pager, wide enough for event ids."""
+    """A terminal's (or $COLUMNS') width; piped to a file or pager, wide enough for event ids.
+
+    Markup and emoji codes are off: what is printed is text, whoever wrote it.
+    """
     chosen = stream.isatty() or "COLUMNS" in os.environ
-    return Console(file=stream, width=None if chosen else _PIPED_WIDTH)
+    return Console(file=stream, width=None if chosen else _PIPED_WIDTH, markup=False, emoji=False)
 
 
 class RecordWriter(Protocol):
@@ -127,7 +147,7 @@ class _JsonLines:
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._stream.write(json.dumps(record_for_display(record), ensure_ascii=False) + "\n")
+        self._stream.write(json_text(record_for_display(record)) + "\n")
         self.count += 1
 
 
@@ -138,7 +158,7 @@ class _JsonArray:
 
     def write(self, record: Mapping[str, Any]) -> None:
         self._stream.write("[\n  " if self.count == 0 else ",\n  ")
-        self._stream.write(json.dumps(record_for_display(record), ensure_ascii=False))
+        self._stream.write(json_text(record_for_display(record)))
         self.count += 1
 
     def close(self) -> None:
@@ -153,7 +173,7 @@ class _Csv:
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        self._writer.writerow([cell(record.get(name)) for name in self._columns])
+        self._writer.writerow([spreadsheet_cell(record.get(name)) for name in self._columns])
         self.count += 1
 
 
@@ -161,7 +181,7 @@ class _Table:
     def __init__(self, stream: TextIO, columns: Sequence[str]) -> None:
         self._console = wide_console(stream)
         self._columns = columns
-        self._rows: list[list[str]] = []
+        self._rows: list[list[Text]] = []
         self.count = 0
 
     def write(self, record: Mapping[str, Any]) -> None:

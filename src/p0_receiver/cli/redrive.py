@@ -2,12 +2,14 @@
 
 Both publish through ``p0_receiver.service.publish_record``, the receiver's own path: a record
 is marked ``published`` only after Pub/Sub returned a message id, and a replay never changes
-the record's publish state.
+the record's publish state. Neither publishes a record that fails the integrity check: what
+goes to subscribers is what P0 sent, or nothing.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import islice
@@ -16,11 +18,13 @@ from typing import Any
 import click
 from rich.console import Console
 
+from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.auditlog.views import pending_records, query_records
 from p0_receiver.cli.audit import counting_progress
 from p0_receiver.cli.formats import LIST_COLUMNS, format_option, record_writer
 from p0_receiver.cli.operator import OperatorContext, operator_context, operator_errors
 from p0_receiver.cli.options import DURATION, filter_options, record_filter
+from p0_receiver.cli.render import plain
 from p0_receiver.errors import DownstreamUnavailableError
 from p0_receiver.ports import AuditLog, EventPublisher
 from p0_receiver.record import PublishStatus, RecordField, rfc3339
@@ -39,10 +43,13 @@ class Tally:
     skipped: int = 0  # already published by someone else meanwhile
     failed: int = 0
     unrecorded: int = 0  # published, but marking the record failed (a rerun re-sends it)
+    failed_integrity: int = 0  # failed the integrity check: never published
     consecutive_failures: int = 0
 
     def summary(self, verb: str) -> str:
         parts = [f"{self.published} {verb}"]
+        if self.failed_integrity:
+            parts.append(f"{self.failed_integrity} failed the integrity check (skipped)")
         if self.skipped:
             parts.append(f"{self.skipped} already published meanwhile (skipped)")
         if self.unrecorded:
@@ -51,8 +58,30 @@ class Tally:
         return ", ".join(parts)
 
 
+def _intact(record: dict[str, Any], tally: Tally) -> bool:
+    """Whether ``record`` may be published; reports (and counts) one that may not."""
+    report = check_integrity(record)
+    if not report.ok:
+        tally.failed_integrity += 1
+        _stderr().print(
+            plain(f"skipped {record.get(RecordField.EVENT_ID)}: {'; '.join(report.problems)}")
+        )
+    return report.ok
+
+
+def _dry_run(records: Iterable[dict[str, Any]], output_format: str) -> tuple[int, int]:
+    """List what would be published, report what the integrity check refuses; count both."""
+    tally = Tally()
+    with record_writer(output_format, sys.stdout, LIST_COLUMNS) as writer:
+        for record in records:
+            if _intact(record, tally):
+                writer.write(record)
+    return writer.count, tally.failed_integrity
+
+
 def _stderr() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    # Messages quote event ids and Google's error text: plain text, never markup.
+    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 
 @click.command()
@@ -79,13 +108,16 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
     reader = context.reader()
     pending = pending_records(reader, received_before=cutoff, limit=limit)
     if dry_run:
-        with record_writer(output_format, sys.stdout, LIST_COLUMNS) as writer:
-            for record in pending:
-                writer.write(record)
+        listed, refused = _dry_run(pending, output_format)
         _stderr().print(
-            f"dry run: {writer.count} records received before {rfc3339(cutoff)} "
-            "are waiting to be published"
+            plain(
+                f"dry run: {listed} records received before {rfc3339(cutoff)} "
+                "are waiting to be published"
+                + (f", {refused} failed the integrity check" if refused else "")
+            )
         )
+        if refused:
+            raise SystemExit(1)
         return
     audit_log, publisher = context.audit_log(), context.publisher()
     tally = Tally()
@@ -98,11 +130,15 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
             if current is None or current.get(RecordField.PUBLISH_STATUS) != PublishStatus.RECEIVED:
                 tally.skipped += 1
                 continue
+            if not _intact(current, tally):
+                continue
             if not _publish(context, audit_log, publisher, current, tally, replay=False):
                 break
             progress.advance(task)
-    _stderr().print(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
-    if tally.failed or tally.unrecorded:
+    _stderr().print(
+        plain(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
+    )
+    if tally.failed or tally.unrecorded or tally.failed_integrity:
         raise SystemExit(1)
 
 
@@ -122,7 +158,9 @@ def _publish(
     except DownstreamUnavailableError as failure:
         tally.failed += 1
         tally.consecutive_failures += 1
-        _stderr().print(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
+        _stderr().print(
+            plain(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
+        )
         if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
             _stderr().print(
                 f"stopping after {MAX_CONSECUTIVE_FAILURES} failures in a row: Pub/Sub still "
@@ -156,10 +194,15 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
     context = operator_context()
     reader = context.reader()
     if dry_run:
-        with record_writer(output_format, sys.stdout, LIST_COLUMNS) as writer:
-            for record in query_records(reader, wanted):
-                writer.write(record)
-        _stderr().print(f"dry run: {writer.count} records would be replayed ({wanted.describe()})")
+        listed, refused = _dry_run(query_records(reader, wanted), output_format)
+        _stderr().print(
+            plain(
+                f"dry run: {listed} records would be replayed ({wanted.describe()})"
+                + (f", {refused} failed the integrity check" if refused else "")
+            )
+        )
+        if refused:
+            raise SystemExit(1)
         return
     if not yes:
         probe = query_records(reader, wanted, fields=(RecordField.EVENT_ID,))
@@ -173,9 +216,11 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
     with counting_progress() as progress:
         task = progress.add_task("replaying", total=None)
         for record in query_records(reader, wanted):
+            if not _intact(record, tally):
+                continue
             if not _publish(context, audit_log, publisher, record, tally, replay=True):
                 break
             progress.advance(task)
-    _stderr().print(f"replay: {tally.summary('replayed')} ({wanted.describe()})")
-    if tally.failed:
+    _stderr().print(plain(f"replay: {tally.summary('replayed')} ({wanted.describe()})"))
+    if tally.failed or tally.failed_integrity:
         raise SystemExit(1)
