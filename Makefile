@@ -40,8 +40,8 @@ test: venv lint check-infra  ## everything: lint, infra checks, all tests on fre
 run: venv  ## the whole product locally: emulators, function, signed sample deliveries
 	$(PY) -m p0_receiver dev up
 
-bench: venv  ## per-request latency against the emulators (prints figures)
-	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/request_latency.py
+bench: venv  ## the receiver against the obvious baseline on the emulators (prints ratios)
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/versus_baseline.py
 
 clean:  ## remove the venv, caches and local dev state
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis
