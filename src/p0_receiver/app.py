@@ -50,7 +50,7 @@ def google_backends(settings: Settings) -> Backends:
         ledger=FirestoreTokenLedger(client, settings.token_collection, timeout),
         audit_log=FirestoreAuditLog(client, settings.firestore_collection, timeout),
         publisher=PubSubPublisher(
-            publisher_client(settings.publish_timeout_seconds),
+            publisher_client(),
             settings.topic_path,
             settings.publish_timeout_seconds,
         ),

@@ -62,7 +62,7 @@ def google_publisher(settings: OperatorSettings) -> EventPublisher:
 
     topic_path = settings.topic_path
     with translated_errors("Pub/Sub"):
-        client = publisher_client(settings.publish_timeout_seconds)
+        client = publisher_client()
     return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
 
 
