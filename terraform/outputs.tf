@@ -100,6 +100,8 @@ output "deploy_command" {
     "--project=${var.project_id}",
     "--region=${var.region}",
     "--config=cloudbuild.yaml",
+    # The build needs the Makefile and tests; .gcloudignore is only the function's upload.
+    "--ignore-file=.gcloudbuildignore",
     "--service-account=${google_service_account.deployer.id}",
     "--gcs-source-staging-dir=gs://${google_storage_bucket.build_sources.name}/source",
     "--substitutions='${local.build_substitutions_flag}'",

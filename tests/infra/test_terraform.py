@@ -24,12 +24,14 @@ from p0_receiver.queries import (
 from p0_receiver.settings import Settings
 from tests.infra.terraform_model import (
     CLOUDBUILD,
+    ROOT,
     Module,
     expression,
     load_cloudbuild_validator,
     load_module,
     walk,
 )
+from tests.infra.upload_sets import BUILD_IGNORE_FILE
 
 pytestmark = pytest.mark.infra
 
@@ -398,3 +400,11 @@ def test_every_checkov_skip_gives_its_reason(module: Module) -> None:
                 assert re.search(r"#\s*checkov:skip=[A-Z0-9_]+:\S.{20,}", line), (
                     f"{file_name}: {line.strip()}"
                 )
+
+
+def test_deploy_command_uploads_with_the_build_ignore_file(module: Module) -> None:
+    command = str(module.outputs["deploy_command"]["value"])
+    assert '"gcloud builds submit ."' in command
+    (ignore_file,) = re.findall(r'"--ignore-file=([^"]+)"', command)
+    assert ignore_file == BUILD_IGNORE_FILE
+    assert (ROOT / ignore_file).is_file()
