@@ -191,35 +191,25 @@ def test_the_google_cloud_cli_is_one_pinned_version(config: dict[str, Any]) -> N
 
 
 def test_terraform_style_substitutions_pass_gclouds_own_parser(config: dict[str, Any]) -> None:
-    gcloud = shutil.which("gcloud")
-    if gcloud is None:
-        pytest.skip("the Google Cloud CLI is not installed")
     values = dict(validator.defined_substitutions(config))
     values["_P0_JWT_ALGORITHMS"] = "ES256,EdDSA"  # a comma inside a value
     flag = "^;^" + ";".join(f"{key}={value}" for key, value in sorted(values.items()))
-    with tempfile.TemporaryDirectory() as gcloud_config:
-        answer = subprocess.run(
-            [
-                gcloud,
-                "builds",
-                "submit",
-                "--no-source",
-                f"--config={CLOUDBUILD}",
-                "--project=offline-parse-check",
-                f"--substitutions={flag}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "CLOUDSDK_CONFIG": gcloud_config,
-                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-            },
-        )
-    # Parsing passed when gcloud stops only for want of an account.
-    assert "You do not currently have an active account selected" in answer.stderr, answer.stderr
+    parsed, stderr = _gcloud_parses(
+        [
+            "builds",
+            "submit",
+            "--no-source",
+            f"--config={CLOUDBUILD}",
+            "--project=offline-parse-check",
+            f"--substitutions={flag}",
+        ]
+    )
+    assert parsed, stderr
+    # The plain comma-separated form would split the algorithm list and fail.
+    plain = ",".join(f"{key}={value}" for key, value in sorted(values.items()))
+    assert not _gcloud_parses(
+        ["builds", "submit", "--no-source", f"--config={CLOUDBUILD}", f"--substitutions={plain}"]
+    )[0]
 
 
 def test_smoke_check_runs_after_the_deploy_and_expects_401(config: dict[str, Any]) -> None:
@@ -283,3 +273,60 @@ def test_gcloud_args_of_a_bash_step_are_those_after_the_script() -> None:
     assert validator.gcloud_args({"entrypoint": "gcloud", "args": ["a"]}) == ["a"]
     with pytest.raises(ValueError, match="does not hand its arguments to gcloud"):
         validator.gcloud_args({"id": "x", "entrypoint": "bash", "args": ["-c", "echo"]})
+
+
+def _gcloud_parses(arguments: list[str]) -> tuple[bool, str]:
+    """Whether gcloud's own argument parser accepts a command line (offline: with no account
+    configured, a command that parsed stops at the account check)."""
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        pytest.skip("the Google Cloud CLI is not installed")
+    with tempfile.TemporaryDirectory() as gcloud_config:
+        answer = subprocess.run(
+            [gcloud, *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "CLOUDSDK_CONFIG": gcloud_config,
+                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+            },
+        )
+    return "You do not currently have an active account selected" in answer.stderr, answer.stderr
+
+
+def _deploy_command_line(config: dict[str, Any]) -> list[str]:
+    """The deploy step's gcloud arguments as Cloud Build would pass them, with sample values."""
+    samples = {
+        **validator.defined_substitutions(config),
+        "_RUNTIME_SERVICE_ACCOUNT": "p0-receiver@my-project.iam.gserviceaccount.com",
+        "_BUILD_SERVICE_ACCOUNT": (
+            "projects/my-project/serviceAccounts/p0-fn-build@my-project.iam.gserviceaccount.com"
+        ),
+        "_P0_JWT_ALGORITHMS": "ES256,EdDSA",
+        "PROJECT_ID": "my-project",
+    }
+
+    def substitute(argument: str) -> str:
+        return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: samples[m.group(1) or m.group(2)], argument)
+
+    deploy = validator.step_by_id(config, "deploy")
+    # What the step's script appends, with the version the preflight pinned.
+    pinned = f"--set-secrets=P0_PUBLIC_KEYS={samples['_P0_PUBLIC_KEYS_SECRET']}:3"
+    return [*(substitute(arg) for arg in validator.gcloud_args(deploy)), pinned]
+
+
+def test_gcloud_accepts_the_deploy_command_line(config: dict[str, Any]) -> None:
+    parsed, stderr = _gcloud_parses(_deploy_command_line(config))
+    assert parsed, stderr
+
+
+def test_gcloud_parse_check_rejects_a_misspelled_flag(config: dict[str, Any]) -> None:
+    arguments = [
+        arg.replace("--ingress-settings", "--ingres-settings")
+        for arg in _deploy_command_line(config)
+    ]
+    parsed, _ = _gcloud_parses(arguments)
+    assert not parsed
