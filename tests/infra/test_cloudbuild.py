@@ -297,7 +297,7 @@ def _gcloud_parses(arguments: list[str]) -> tuple[bool, str]:
     return "You do not currently have an active account selected" in answer.stderr, answer.stderr
 
 
-def _deploy_command_line(config: dict[str, Any]) -> list[str]:
+def deploy_command_line(config: dict[str, Any]) -> list[str]:
     """The deploy step's gcloud arguments as Cloud Build would pass them, with sample values."""
     samples = {
         **validator.defined_substitutions(config),
@@ -319,14 +319,14 @@ def _deploy_command_line(config: dict[str, Any]) -> list[str]:
 
 
 def test_gcloud_accepts_the_deploy_command_line(config: dict[str, Any]) -> None:
-    parsed, stderr = _gcloud_parses(_deploy_command_line(config))
+    parsed, stderr = _gcloud_parses(deploy_command_line(config))
     assert parsed, stderr
 
 
 def test_gcloud_parse_check_rejects_a_misspelled_flag(config: dict[str, Any]) -> None:
     arguments = [
         arg.replace("--ingress-settings", "--ingres-settings")
-        for arg in _deploy_command_line(config)
+        for arg in deploy_command_line(config)
     ]
     parsed, _ = _gcloud_parses(arguments)
     assert not parsed
