@@ -20,7 +20,7 @@ pytest.importorskip(
 
 from p0_receiver.settings import Settings
 from tests.infra.terraform_model import CLOUDBUILD, load_cloudbuild_validator
-from tests.infra.test_terraform import DEPLOYED_AHEAD_OF_RECEIVER
+from tests.infra.test_terraform import DEPLOYED_AHEAD_OF_RECEIVER, plain_default
 
 pytestmark = pytest.mark.infra
 
@@ -89,7 +89,7 @@ def test_substitution_defaults_match_the_settings_defaults(config: dict[str, Any
     defaults: dict[str, object] = {
         **DEPLOYED_AHEAD_OF_RECEIVER,
         **{
-            str(info.alias): info.default
+            str(info.alias): plain_default(info.default)
             for info in Settings.model_fields.values()
             if not info.is_required()
         },
@@ -100,7 +100,7 @@ def test_substitution_defaults_match_the_settings_defaults(config: dict[str, Any
         if alias not in defaults or alias == "FIRESTORE_DATABASE":
             continue
         default = defaults[alias]
-        if default is None or default == ():
+        if default is None:
             assert value == "", name
         elif isinstance(default, bool):
             assert value == str(default).lower(), name
