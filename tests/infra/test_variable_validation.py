@@ -99,3 +99,18 @@ def test_invalid_settings_are_refused_at_plan_time(
     answer = _plan(plan_dir, variables)
     assert answer.returncode != 0
     assert message in " ".join(answer.stderr.split()), answer.stderr
+
+
+def test_the_example_variables_file_plans(plan_dir: Path) -> None:
+    terraform = shutil.which("terraform")
+    assert terraform is not None
+    example = TERRAFORM_DIR / "terraform.tfvars.example"
+    answer = subprocess.run(
+        [terraform, "plan", "-input=false", "-no-color", "-lock=false", f"-var-file={example}"],
+        cwd=plan_dir,
+        env=_env(plan_dir),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
