@@ -31,7 +31,7 @@ format: venv  ## apply ruff's formatting and safe fixes
 test-unit: venv  ## unit and contract tests (no emulators)
 	$(PY) -m pytest -m "not integration and not e2e" -q
 
-check-infra: venv  ## terraform fmt, checkov, cloudbuild.yaml parse and structure (offline)
+check-infra: venv  ## terraform fmt, provider schemas, checkov, cloudbuild.yaml parse and structure (offline)
 	PYTHON=$(PY) bash scripts/check-infra.sh
 
 test: venv lint check-infra  ## everything: lint, infra checks, all tests on fresh emulators
