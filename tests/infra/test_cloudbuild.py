@@ -20,7 +20,7 @@ pytest.importorskip(
 
 from p0_receiver.settings import Settings
 from tests.infra.terraform_model import CLOUDBUILD, load_cloudbuild_validator
-from tests.infra.test_terraform import DEPLOYED_AHEAD_OF_RECEIVER, plain_default
+from tests.infra.test_terraform import plain_default
 
 pytestmark = pytest.mark.infra
 
@@ -49,7 +49,7 @@ def test_deploy_sets_only_settings_the_code_reads(deploy_args: list[str]) -> Non
     assert validator.flag_values(deploy_args, "--set-secrets") == []
     secrets = {"P0_PUBLIC_KEYS"}
 
-    assert set(env) - aliases - set(DEPLOYED_AHEAD_OF_RECEIVER) == set()
+    assert set(env) - aliases == set()
     assert secrets - aliases == set()
     assert set(env) & secrets == set()
 
@@ -87,12 +87,9 @@ def test_every_deployed_setting_comes_from_its_own_substitution(deploy_args: lis
 
 def test_substitution_defaults_match_the_settings_defaults(config: dict[str, Any]) -> None:
     defaults: dict[str, object] = {
-        **DEPLOYED_AHEAD_OF_RECEIVER,
-        **{
-            str(info.alias): plain_default(info.default)
-            for info in Settings.model_fields.values()
-            if not info.is_required()
-        },
+        str(info.alias): plain_default(info.default)
+        for info in Settings.model_fields.values()
+        if not info.is_required()
     }
     substitutions = validator.defined_substitutions(config)
     for name, value in substitutions.items():

@@ -63,22 +63,6 @@ SETTING_VARIABLES = {
     "QUARANTINE_MAX_PER_TOKEN": "quarantine_max_per_token",
     "QUARANTINE_RETENTION_DAYS": "quarantine_retention_days",
 }
-# Settings the receiver is gaining (token reuse policy, algorithm allow-list, quarantine), with
-# the defaults it documents. The deploy wires them already; while the receiver's Settings lacks
-# one, its default here stands in for the code's, and once the code reads it the code's own
-# default is compared as for every other setting (and must equal this one).
-UPCOMING_SETTINGS: dict[str, object] = {
-    "P0_JWT_ALGORITHMS": None,
-    "P0_TOKEN_REUSE": "burst",
-    "P0_TOKEN_BURST_SECONDS": 5,
-    "FIRESTORE_QUARANTINE_COLLECTION": "p0_quarantine",
-    "QUARANTINE_MAX_PER_TOKEN": 10,
-    "QUARANTINE_RETENTION_DAYS": 30,
-}
-_CODE_ALIASES = {str(info.alias) for info in Settings.model_fields.values()}
-DEPLOYED_AHEAD_OF_RECEIVER = {
-    alias: default for alias, default in UPCOMING_SETTINGS.items() if alias not in _CODE_ALIASES
-}
 SETTINGS_FROM_RESOURCES = {
     "PUBSUB_TOPIC": "google_pubsub_topic.events",
     "P0_PUBLIC_KEYS": "google_secret_manager_secret.p0_public_keys",
@@ -168,19 +152,9 @@ def _settings_aliases() -> dict[str, object]:
     """Every setting the deploy must account for, with the code's default (None: required or
     unset)."""
     return {
-        **DEPLOYED_AHEAD_OF_RECEIVER,
-        **{
-            str(info.alias): (None if info.is_required() else plain_default(info.default))
-            for info in Settings.model_fields.values()
-        },
+        str(info.alias): (None if info.is_required() else plain_default(info.default))
+        for info in Settings.model_fields.values()
     }
-
-
-def test_upcoming_settings_agree_with_the_code_once_it_reads_them() -> None:
-    for info in Settings.model_fields.values():
-        alias = str(info.alias)
-        if alias in UPCOMING_SETTINGS:
-            assert plain_default(info.default) == UPCOMING_SETTINGS[alias], alias
 
 
 def _single_block(body: dict[str, object], name: str) -> dict[str, object]:
