@@ -14,11 +14,35 @@ resource "google_service_account" "runtime" {
   depends_on = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
+# Exactly the Firestore permissions the receiver's calls need (src/p0_receiver/adapters/
+# firestore.py), per Firestore's table of required permissions per API method:
+#   document create() and transaction create()  commit, exists=false   datastore.entities.create
+#   document update() and transaction update()  commit, exists=true    datastore.entities.update
+#   document get(), reads in a transaction      batchGet               datastore.entities.get
+#   the quarantine's per-token query            runQuery               datastore.entities.get
+#   @transactional                              beginTransaction, rollback, commit without
+#                                               writes                 datastore.databases.get
+# No delete: the function's identity cannot remove an audit record (roles/datastore.user could).
+resource "google_project_iam_custom_role" "runtime_firestore" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_receiver_firestore_writer"
+  title       = "P0 receiver Firestore writer (no delete)"
+  description = "Create, read and update documents and run transactions; never delete."
+  permissions = [
+    "datastore.databases.get",
+    "datastore.entities.create",
+    "datastore.entities.get",
+    "datastore.entities.update",
+  ]
+
+  depends_on = [google_project_service.enabled["iam.googleapis.com"]]
+}
+
 # Firestore has no collection-level IAM; the narrowest grant is one database, through an IAM
 # condition on the database's resource name.
 resource "google_project_iam_member" "runtime_firestore" {
   project = var.project_id
-  role    = "roles/datastore.user"
+  role    = google_project_iam_custom_role.runtime_firestore.id
   member  = google_service_account.runtime.member
 
   condition {

@@ -167,6 +167,35 @@ resource "google_logging_metric" "internal_errors" {
   depends_on = [google_project_service.enabled["logging.googleapis.com"]]
 }
 
+# Which key verified each accepted delivery (the RFC 7638 thumbprint on the p0_delivery line):
+# during a key rotation the new key's series must start before the old key is removed. A
+# dashboard figure, no alert.
+resource "google_logging_metric" "accepted_by_key" {
+  project     = var.project_id
+  name        = "${var.name_prefix}_receiver_accepted_by_key"
+  description = "Accepted deliveries by the JWK thumbprint of the key that verified their token."
+  filter      = "${local.delivery_log_filter} AND jsonPayload.outcome=\"accepted\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "P0 receiver accepted deliveries by key"
+
+    labels {
+      key         = "key_thumbprint"
+      value_type  = "STRING"
+      description = "RFC 7638 JWK SHA-256 thumbprint (base64url) of the verifying key."
+    }
+  }
+
+  label_extractors = {
+    key_thumbprint = "EXTRACT(jsonPayload.keyThumbprint)"
+  }
+
+  depends_on = [google_project_service.enabled["logging.googleapis.com"]]
+}
+
 # Policies read each metric's name from here: a new or renamed metric is waited for once.
 resource "time_sleep" "log_metrics_queryable" {
   create_duration = "120s"

@@ -102,3 +102,18 @@ output "deploy_command_url" {
   description = "Where submitters without state access read the deploy command: gcloud storage cat URL."
   value       = "gs://${google_storage_bucket.build_sources.name}/${google_storage_bucket_object.deploy_command.name}"
 }
+
+output "archive_bucket" {
+  description = "Write-once bucket holding every published message as Avro (audit verify --archive gs://BUCKET/PREFIX)."
+  value       = google_storage_bucket.archive.name
+}
+
+output "archive_uri" {
+  description = "What `p0-receiver audit verify --archive` takes."
+  value       = "gs://${google_storage_bucket.archive.name}/${local.archive_object_prefix}"
+}
+
+output "archive_subscription" {
+  description = "Cloud Storage subscription writing the events topic into the archive."
+  value       = google_pubsub_subscription.archive.id
+}

@@ -249,6 +249,27 @@ variable "audit_retention_days" {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Evidence: the write-once archive of every published message (evidence.tf)
+# ---------------------------------------------------------------------------------------------
+
+variable "archive_retention_days" {
+  description = "Days every archived message is kept undeletable (the archive bucket's retention policy), after which the lifecycle rule deletes it."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.archive_retention_days >= 1 && var.archive_retention_days <= 36500 && floor(var.archive_retention_days) == var.archive_retention_days
+    error_message = "archive_retention_days must be a whole number from 1 to 36500."
+  }
+}
+
+variable "archive_lock_retention" {
+  description = "Lock the archive's retention policy. IRREVERSIBLE: once applied, nobody can shorten or remove the policy, and the bucket cannot be deleted while it holds objects. Set it once archive_retention_days is final (README: Evidence for auditors)."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------------------------
 # Event fan-out (Pub/Sub)
 # ---------------------------------------------------------------------------------------------
 

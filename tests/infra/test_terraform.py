@@ -118,6 +118,13 @@ DESIGN_RESOURCES = {
     ("google_monitoring_notification_channel", "email"),
     ("google_cloudbuild_trigger", "deploy"),
     ("google_storage_bucket", "build_sources"),
+    ("google_storage_bucket", "archive"),
+    ("google_storage_bucket_iam_member", "pubsub_agent_archive_reader"),
+    ("google_storage_bucket_iam_member", "pubsub_agent_archive_creator"),
+    ("google_pubsub_subscription", "archive"),
+    ("google_project_iam_audit_config", "firestore_data_writes"),
+    ("google_project_iam_custom_role", "runtime_firestore"),
+    ("google_logging_metric", "accepted_by_key"),
 }
 DESIGN_OUTPUTS = {
     "webhook_url",
@@ -132,6 +139,9 @@ DESIGN_OUTPUTS = {
     "cloud_build_substitutions",
     "deploy_command",
     "deploy_command_url",
+    "archive_bucket",
+    "archive_uri",
+    "archive_subscription",
 }
 
 
@@ -223,7 +233,7 @@ def test_runtime_identity_has_only_what_the_function_needs(module: Module) -> No
         and expression(body["member"]) == "google_service_account.runtime.member"
     }
     assert grants == {
-        ("google_project_iam_member", "roles/datastore.user"),
+        ("google_project_iam_member", "${google_project_iam_custom_role.runtime_firestore.id}"),
         ("google_project_iam_member", "roles/logging.logWriter"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher"),
         ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor"),
@@ -388,8 +398,8 @@ def test_log_metrics_follow_the_log_contract(module: Module) -> None:
         re.findall(r'time_sleep\.log_metrics_queryable\.triggers\["(\w+)"\]', policy_text)
     )
     assert referenced == set(triggers)
-    # A dashboard metric, no alert: P0's own bursts are accepted reuse.
-    assert set(metrics) - referenced == {"token_reuse_accepted"}
+    # Dashboard metrics, no alert: P0's own bursts are accepted reuse; keys in use by rotation.
+    assert set(metrics) - referenced == {"token_reuse_accepted", "accepted_by_key"}
     assert str(sleep["create_duration"]).endswith("s")
     assert int(str(sleep["create_duration"]).removesuffix("s")) >= 60
 
@@ -567,6 +577,7 @@ API_OF_TYPE = {
     "google_service_account_iam_member": "iam.googleapis.com",
     "google_project_iam_custom_role": "iam.googleapis.com",
     "google_project_iam_member": "cloudresourcemanager.googleapis.com",
+    "google_project_iam_audit_config": "cloudresourcemanager.googleapis.com",
     "google_project_service_identity": "pubsub.googleapis.com",
     "google_pubsub_topic": "pubsub.googleapis.com",
     "google_pubsub_subscription": "pubsub.googleapis.com",

@@ -70,6 +70,8 @@ def _plan(directory: Path, variables: dict[str, str]) -> subprocess.CompletedPro
         {"p0_jwt_algorithms": "ES256,EdDSA"},
         {"p0_token_reuse": "reject", "p0_token_burst_seconds": "0"},
         {"quarantine_max_per_token": "1000", "quarantine_retention_days": "3650"},
+        {"archive_retention_days": "1", "archive_lock_retention": "true"},
+        {"archive_retention_days": "3650"},
     ],
 )
 def test_valid_settings_plan(plan_dir: Path, variables: dict[str, str]) -> None:
@@ -91,6 +93,8 @@ def test_valid_settings_plan(plan_dir: Path, variables: dict[str, str]) -> None:
         ({"firestore_quarantine_collection": "a/b"}, "firestore_quarantine_collection must"),
         ({"quarantine_max_per_token": "0"}, "quarantine_max_per_token must be a whole number"),
         ({"quarantine_retention_days": "0"}, "quarantine_retention_days must be a whole number"),
+        ({"archive_retention_days": "0"}, "archive_retention_days must be a whole number"),
+        ({"archive_retention_days": "1.5"}, "archive_retention_days must be a whole number"),
     ],
 )
 def test_invalid_settings_are_refused_at_plan_time(

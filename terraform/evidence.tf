@@ -1,0 +1,106 @@
+# Evidence nobody could have rewritten: every message published on the events topic (receiver,
+# redrive, replay, release) lands unchanged in a write-once Cloud Storage archive, and every
+# write to Firestore is attributed by Data Access audit logs. `p0-receiver audit verify`
+# compares the audit log with the archive.
+
+locals {
+  # Objects the Cloud Storage subscription writes: <prefix><UTC time>_<random><suffix>.
+  archive_object_prefix = "events/"
+  archive_object_suffix = ".avro"
+  # A file is closed after this long (or max_bytes); `audit verify --lag` must exceed it.
+  archive_max_duration = "300s"
+}
+
+# The archive. A retention policy makes every object undeletable and unreplaceable until it is
+# archive_retention_days old, by anyone, the project's owners included; the lifecycle rule
+# then deletes it. Locking the policy (archive_lock_retention) makes it permanent: nobody can
+# shorten or remove it again, and the bucket cannot be deleted while it holds objects.
+resource "google_storage_bucket" "archive" {
+  # checkov:skip=CKV_GCP_78:A bucket with a retention policy cannot have Object Versioning; the retention policy is the stronger guarantee (no object can be replaced or deleted at all).
+  # checkov:skip=CKV_GCP_62:Objects are immutable for the retention period and Firestore writes are attributed by Data Access logs; usage logs of who read the archive prove nothing about tampering.
+  project  = var.project_id
+  name     = "${var.project_id}-${var.name_prefix}-archive"
+  location = var.region
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  # Evidence is never destroyed by `terraform destroy`: a bucket with objects is refused.
+  force_destroy = false
+
+  retention_policy {
+    retention_period = var.archive_retention_days * 86400
+    is_locked        = var.archive_lock_retention
+  }
+
+  # Deleting an object is possible once its retention period has passed, never before.
+  lifecycle_rule {
+    condition {
+      age = var.archive_retention_days
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.enabled["storage.googleapis.com"]]
+}
+
+# What Pub/Sub documents for a Cloud Storage subscription's service agent on its bucket: read
+# the bucket's metadata, create objects. Neither role can overwrite or delete an object.
+resource "google_storage_bucket_iam_member" "pubsub_agent_archive_reader" {
+  bucket = google_storage_bucket.archive.name
+  role   = "roles/storage.legacyBucketReader"
+  member = local.pubsub_service_agent
+}
+
+resource "google_storage_bucket_iam_member" "pubsub_agent_archive_creator" {
+  bucket = google_storage_bucket.archive.name
+  role   = "roles/storage.objectCreator"
+  member = local.pubsub_service_agent
+}
+
+# Every message of the events topic, data byte for byte, with its message id, publish time and
+# attributes (write_metadata), in Avro files.
+resource "google_pubsub_subscription" "archive" {
+  # checkov:skip=CKV2_P0R_5:The archive must hold every message: a write it cannot make (bucket IAM, a retention change) is retried from the backlog until fixed, never moved aside to a dead-letter topic, and audit verify reports any gap.
+  project = var.project_id
+  name    = "${var.name_prefix}-events-archive"
+  topic   = google_pubsub_topic.events.id
+
+  # The longest Pub/Sub keeps an unwritten message: time to fix the bucket before a loss.
+  message_retention_duration = "2678400s"
+
+  cloud_storage_config {
+    bucket          = google_storage_bucket.archive.name
+    filename_prefix = local.archive_object_prefix
+    filename_suffix = local.archive_object_suffix
+    max_duration    = local.archive_max_duration
+
+    avro_config {
+      write_metadata = true
+    }
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_storage_bucket_iam_member.pubsub_agent_archive_reader,
+    google_storage_bucket_iam_member.pubsub_agent_archive_creator,
+  ]
+}
+
+# Every write to the audit log, the replay ledger and the quarantine (the runtime's, an
+# operator's, anyone's) is logged with the identity that made it. Authoritative for this one
+# service's audit configuration in the project.
+resource "google_project_iam_audit_config" "firestore_data_writes" {
+  project = var.project_id
+  service = "firestore.googleapis.com"
+
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
+}

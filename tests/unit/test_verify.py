@@ -1,0 +1,239 @@
+"""audit verify's comparison: records written by the delivery service over in-memory ports,
+messages as the publisher sent them, each kind of tampering found, nothing else reported."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from p0_receiver.auditlog.verify import (
+    ArchivedMessage,
+    ArchiveLocation,
+    FindingKind,
+    VerifyReport,
+    check_message,
+    check_published_record,
+    verify_archive,
+)
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
+from p0_receiver.keys import parse_public_keys
+from p0_receiver.queries import AUDIT_LIST, QueryShape
+from p0_receiver.service import DeliveryPolicy, DeliveryService
+from p0_receiver.tokens import TokenPolicy, TokenVerifier
+from tests.fakes import (
+    InMemoryAuditLog,
+    InMemoryPublisher,
+    InMemoryQuarantine,
+    InMemoryTokenLedger,
+)
+from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+LOCATION = ArchiveLocation("archive", "events/")
+
+
+class InMemoryArchive:
+    """The archive port over a list of messages (what the subscription would have written)."""
+
+    def __init__(self) -> None:
+        self.stored: list[ArchivedMessage] = []
+
+    def messages(
+        self, location: ArchiveLocation, *, since: datetime | None, until: datetime
+    ) -> Iterator[ArchivedMessage]:
+        assert location == LOCATION
+        for message in self.stored:
+            if (since is None or message.publish_time >= since) and message.publish_time < until:
+                yield message
+
+
+class InMemoryReader:
+    """The read port over the in-memory audit log (the audit-list shape, as verify uses it)."""
+
+    def __init__(self, audit: InMemoryAuditLog) -> None:
+        self._audit = audit
+        self.gets: list[str] = []
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        self.gets.append(event_id)
+        record = self._audit.records.get(event_id)
+        return dict(record) if record is not None else None
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        assert shape is AUDIT_LIST
+        assert limit is None
+        for record in self._audit.records.values():
+            received = record["receivedAt"]
+            if all(record.get(k) == v for k, v in equals.items()) and (
+                (lower is None or received >= lower) and (upper is None or received < upper)
+            ):
+                yield {k: record.get(k) for k in fields} if fields else dict(record)
+
+
+class World:
+    def __init__(self) -> None:
+        self.audit = InMemoryAuditLog()
+        self.publisher = InMemoryPublisher()
+        self.archive = InMemoryArchive()
+        self.reader = InMemoryReader(self.audit)
+        verifier = TokenVerifier(
+            parse_public_keys(keypair().public_pem.decode()),
+            TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT),
+        )
+        self.service = DeliveryService(
+            verifier,
+            InMemoryTokenLedger(),
+            self.audit,
+            self.publisher,
+            DeliveryPolicy(retention_days=30, reject_unknown_event_types=False, leeway_seconds=30),
+            quarantine=InMemoryQuarantine(),
+        )
+        self.first = ""
+        self.second = ""
+
+    def deliver(self, body: bytes, *, at: datetime) -> str:
+        verified = self.service.authenticate(f"Bearer {token()}")
+        return self.service.accept(verified, body, now=at).event_id
+
+    def archive_published(self, *, at: datetime) -> None:
+        """What the Cloud Storage subscription would have written for every publish so far."""
+        for number, (message_id, data, attributes) in enumerate(self.publisher.messages):
+            if number >= len(self.archive.stored):
+                self.archive.stored.append(
+                    ArchivedMessage(message_id, at, attributes, data, "gs://archive/events/1")
+                )
+
+    def verify(self, *, now: datetime = NOW + timedelta(hours=1)) -> VerifyReport:
+        return verify_archive(
+            self.archive,
+            self.reader,
+            LOCATION,
+            since=NOW - timedelta(days=1),
+            until=now,
+            now=now,
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    world = World()
+    world.first = world.deliver(PREAPPROVAL_CREATED, at=NOW)
+    world.second = world.deliver(SAMPLES["request-approved"], at=NOW)
+    world.archive_published(at=NOW)
+    return world
+
+
+def kinds(report: VerifyReport) -> list[tuple[str, str]]:
+    return [(str(f.kind), f.event_id) for f in report.findings]
+
+
+def test_a_clean_window_verifies(world: World) -> None:
+    report = world.verify()
+    assert report.ok
+    assert report.counts() == {
+        "archivedMessages": 2,
+        "archivedEvents": 2,
+        "replayMessages": 0,
+        "publishedRecords": 2,
+        **{str(kind): 0 for kind in FindingKind},
+    }
+
+
+def test_a_deleted_record_is_reported(world: World) -> None:
+    del world.audit.records[world.first]
+    assert kinds(world.verify()) == [("record_missing", world.first)]
+
+
+def test_an_edited_body_is_reported(world: World) -> None:
+    record = world.audit.records[world.first]
+    record["body"] = record["body"].replace(b"fancy demo", b"small demo")
+    found = kinds(world.verify())
+    assert ("body_altered", world.first) in found
+    assert {kind for kind, _ in found} == {"body_altered", "fields_altered"}
+
+
+def test_an_edited_lifted_field_is_reported_by_the_integrity_check(world: World) -> None:
+    world.audit.records[world.second]["approver"] = "mallory@acme.example"
+    (finding,) = world.verify().findings
+    assert finding.kind is FindingKind.FIELDS_ALTERED
+    assert finding.event_id == world.second
+    assert "approver" in finding.detail
+
+
+def test_a_message_with_no_record_is_reported(world: World) -> None:
+    body = json.dumps({**json.loads(PREAPPROVAL_CREATED), "name": "Never delivered"}).encode()
+    other = World()
+    event_id = other.deliver(body, at=NOW)
+    ((message_id, data, attributes),) = other.publisher.messages
+    world.archive.stored.append(ArchivedMessage("x" + message_id, NOW, attributes, data, "obj"))
+    assert kinds(world.verify()) == [("record_missing", event_id)]
+
+
+def test_a_message_whose_event_id_is_not_its_data_is_not_ours(world: World) -> None:
+    (first, _) = world.archive.stored
+    forged = ArchivedMessage("99", NOW, first.attributes, b'{"forged": true}', "obj")
+    world.archive.stored.append(forged)
+    assert kinds(world.verify()) == [("not_our_message", world.first)]
+    unattributed = ArchivedMessage("100", NOW, {}, PREAPPROVAL_CREATED, "obj")
+    assert [f.kind for f in check_message(unattributed, None)] == [FindingKind.NOT_OUR_MESSAGE]
+
+
+def test_a_published_record_missing_from_the_archive_is_reported(world: World) -> None:
+    world.archive.stored.pop()
+    assert kinds(world.verify()) == [("not_archived", world.second)]
+
+
+def test_records_published_within_the_lag_are_not_expected_yet(world: World) -> None:
+    world.archive.stored.clear()
+    # Ten minutes after the publish, the subscription may not have closed its object yet.
+    assert world.verify(now=NOW + timedelta(minutes=10)).ok
+    assert len(world.verify(now=NOW + timedelta(minutes=16)).findings) == 2
+
+
+def test_replays_are_counted_and_looked_up_once(world: World) -> None:
+    first = world.archive.stored[0]
+    replay = ArchivedMessage("7", NOW, {**first.attributes, "replay": "true"}, first.data, "o")
+    world.archive.stored.append(replay)
+    report = world.verify()
+    assert report.ok
+    assert (report.messages, report.events, report.replays) == (3, 2, 1)
+    assert sorted(world.reader.gets) == sorted([world.first, world.second])
+
+
+def test_a_received_record_is_not_expected_in_the_archive() -> None:
+    record = {"eventId": "e", "publishStatus": "received", "publishedAt": None}
+    assert check_published_record(record, set(), expected_before=NOW) is None
+    published = {**record, "publishStatus": "published", "publishedAt": NOW}
+    assert check_published_record(published, set(), expected_before=NOW) is None
+    earlier = {**published, "publishedAt": NOW - timedelta(seconds=1)}
+    finding = check_published_record(earlier, set(), expected_before=NOW)
+    assert finding is not None
+    assert finding.kind is FindingKind.NOT_ARCHIVED
+    assert check_published_record(earlier, {"e"}, expected_before=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("uri", "bucket", "prefix"),
+    [("gs://b", "b", ""), ("gs://b/", "b", ""), ("gs://b/events/", "b", "events/")],
+)
+def test_archive_locations(uri: str, bucket: str, prefix: str) -> None:
+    assert ArchiveLocation.parse(uri) == ArchiveLocation(bucket, prefix)
+
+
+@pytest.mark.parametrize("uri", ["b/events", "s3://b", "gs://", "gs:///events"])
+def test_archive_locations_that_are_refused(uri: str) -> None:
+    with pytest.raises(ValueError, match="gs://"):
+        ArchiveLocation.parse(uri)
