@@ -15,6 +15,7 @@ from p0_receiver.devtools.emulators import running_emulators
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair
 
 EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
+STORAGE_EMULATOR_VAR = "STORAGE_EMULATOR_HOST"
 
 
 def _warm_up() -> None:
@@ -34,11 +35,29 @@ def emulators() -> Iterator[dict[str, str]]:
         _warm_up()
         yield {name: os.environ[name] for name in EMULATOR_VARS}
         return
-    with running_emulators() as env, pytest.MonkeyPatch.context() as patch:
+    with (
+        running_emulators(services=("firestore", "pubsub")) as env,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         for name, value in env.items():
             patch.setenv(name, value)
         _warm_up()
         yield env
+
+
+@pytest.fixture(scope="session")
+def storage_emulator() -> Iterator[str]:
+    """The Cloud Storage emulator `make test` started, or one started for this session."""
+    if os.environ.get(STORAGE_EMULATOR_VAR):
+        yield os.environ[STORAGE_EMULATOR_VAR]
+        return
+    with (
+        running_emulators(services=("storage",)) as env,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env[STORAGE_EMULATOR_VAR]
 
 
 @dataclass

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import fastavro
+import google.cloud.storage as storage  # noqa: PLR0402 (mypy: untyped namespace)
 from google.api_core import exceptions as google_exceptions
 from google.auth import exceptions as auth_exceptions
-from google.cloud import storage
 
 from p0_receiver.auditlog.errors import BackendError, CredentialsMissingError, OperatorError
 from p0_receiver.auditlog.verify import ArchivedMessage, ArchiveLocation

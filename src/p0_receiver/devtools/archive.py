@@ -75,8 +75,8 @@ def write_object(
     subscription: str = "projects/local/subscriptions/archive",
 ) -> str:
     """Upload one archive object (the bucket is created if missing); return its gs:// URI."""
+    import google.cloud.storage as storage  # noqa: PLR0402 (mypy: untyped namespace)
     from google.api_core import exceptions
-    from google.cloud import storage
 
     client = storage.Client(project=project)
     try:

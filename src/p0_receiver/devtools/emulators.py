@@ -1,8 +1,9 @@
-"""The Firestore and Pub/Sub emulators from the Google Cloud CLI, started as plain JVMs.
+"""The local emulators: Firestore and Pub/Sub from the Google Cloud CLI, started as plain
+JVMs, and Cloud Storage (PyPI ``gcp-storage-emulator``, pure Python, for the archive).
 
 The jars are started directly (not through the ``gcloud`` wrapper, which leaves its JVM
-running when killed), each in its own process group on a free loopback port, and stopped by
-killing that group. Used by ``make run``, ``make test`` and the test fixtures alike.
+running when killed); every emulator runs in its own process group on a free loopback port and
+is stopped by killing that group. Used by ``make run``, ``make test`` and the test fixtures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -24,6 +26,12 @@ from pathlib import Path
 
 READY_TIMEOUT_SECONDS = 60.0
 LOOPBACK = "127.0.0.1"
+SERVICES = ("firestore", "pubsub", "storage")
+ENV_VARS = {
+    "firestore": "FIRESTORE_EMULATOR_HOST",
+    "pubsub": "PUBSUB_EMULATOR_HOST",
+    "storage": "STORAGE_EMULATOR_HOST",
+}
 
 
 class EmulatorError(RuntimeError):
@@ -70,6 +78,23 @@ class Emulator:
     def host(self) -> str:
         return f"{LOOPBACK}:{self.port}"
 
+    @property
+    def env_value(self) -> str:
+        # google-cloud-storage wants a URL; the Firestore and Pub/Sub clients want host:port.
+        return f"http://{self.host}" if self.name == "storage" else self.host
+
+
+def _storage_command(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gcp_storage_emulator",
+        "start",
+        f"--host={LOOPBACK}",
+        f"--port={port}",
+        "--in-memory",
+    ]
+
 
 def _commands(root: Path, firestore_port: int, pubsub_port: int) -> dict[str, list[str]]:
     java = shutil.which("java")
@@ -115,7 +140,8 @@ def _wait_ready(emulator: Emulator, deadline: float) -> None:
             contextlib.suppress(OSError, urllib.error.URLError),
             urllib.request.urlopen(url, timeout=1) as answer,
         ):
-            if answer.read().strip() == b"Ok":
+            # "Ok" from the JVMs, "OK" from the storage emulator.
+            if answer.read().strip().lower() == b"ok":
                 return
         time.sleep(0.2)
     raise EmulatorError(f"{emulator.name} emulator not ready after {READY_TIMEOUT_SECONDS:.0f} s")
@@ -138,7 +164,7 @@ def _stop(emulator: Emulator) -> None:
 def running_emulators(
     log_dir: Path | None = None,
     *,
-    services: Collection[str] = ("firestore", "pubsub"),
+    services: Collection[str] = SERVICES,
     ports: Mapping[str, int] | None = None,
 ) -> Iterator[dict[str, str]]:
     """Start the emulators, yield the environment that points clients at them, stop them.
@@ -146,16 +172,14 @@ def running_emulators(
     Ports default to free loopback ports; ``ports`` pins some (a test that must bring a
     service back at an address a client already knows).
     """
-    root = sdk_root()
-    chosen = {name: (ports or {}).get(name) or free_port() for name in ("firestore", "pubsub")}
-    commands = {
-        name: command
-        for name, command in _commands(root, chosen["firestore"], chosen["pubsub"]).items()
-        if name in services
-    }
+    chosen = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
+    commands: dict[str, list[str]] = {}
+    if {"firestore", "pubsub"} & set(services):
+        commands.update(_commands(sdk_root(), chosen["firestore"], chosen["pubsub"]))
+    commands["storage"] = _storage_command(chosen["storage"])
+    commands = {name: command for name, command in commands.items() if name in services}
     logs = log_dir or Path(tempfile.mkdtemp(prefix="p0-emulators-"))
     logs.mkdir(parents=True, exist_ok=True)
-    env_vars = {"firestore": "FIRESTORE_EMULATOR_HOST", "pubsub": "PUBSUB_EMULATOR_HOST"}
     started: list[Emulator] = []
     try:
         for name, command in commands.items():
@@ -168,11 +192,11 @@ def running_emulators(
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,  # its own process group: killed whole, no orphan JVM
                 )
-            started.append(Emulator(name, env_vars[name], chosen[name], process, log_path))
+            started.append(Emulator(name, ENV_VARS[name], chosen[name], process, log_path))
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         for emulator in started:
             _wait_ready(emulator, deadline)
-        yield {emulator.env_var: emulator.host for emulator in started}
+        yield {emulator.env_var: emulator.env_value for emulator in started}
     finally:
         for emulator in started:
             _stop(emulator)

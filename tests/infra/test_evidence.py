@@ -1,0 +1,171 @@
+"""terraform/evidence.tf and the runtime's Firestore role, against the code they serve."""
+
+from __future__ import annotations
+
+import ast
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "hcl2", reason="python-hcl2 is not installed (pip install -r requirements-infra.txt)"
+)
+
+from p0_receiver.auditlog.verify import DEFAULT_LAG, EVENT_ID_ATTRIBUTE
+from p0_receiver.record import message_attributes
+from tests.infra.terraform_model import ROOT, Module, expression, load_module
+
+pytestmark = pytest.mark.infra
+
+FIRESTORE_ADAPTER = ROOT / "src" / "p0_receiver" / "adapters" / "firestore.py"
+
+# Firestore's documented permission for each client call the adapters make ("Security for
+# server client libraries": required permissions per API method). A call missing here fails
+# the test below, so a new kind of Firestore call forces a decision about the role.
+PERMISSION_OF_CALL = {
+    # DocumentReference.create / Transaction.create: commit with exists=false.
+    "create": "datastore.entities.create",
+    # DocumentReference.update / Transaction.update: commit with exists=true.
+    "update": "datastore.entities.update",
+    # DocumentReference.get / Transaction.get: batchGet, or runQuery for a query.
+    "get": "datastore.entities.get",
+    "stream": "datastore.entities.get",
+    # @firestore.transactional: beginTransaction, rollback, and commit without writes.
+    "transactional": "datastore.databases.get",
+    "transaction": "datastore.databases.get",
+    # Would need create AND update; the adapters never blind-write.
+    "set": "datastore.entities.update",
+    "delete": "datastore.entities.delete",
+}
+# Calls on other objects that share a name with a Firestore call (dict.get on stored data).
+NOT_FIRESTORE_CALLS = {"(stored or {}).get"}
+
+
+@pytest.fixture(scope="module")
+def module() -> Module:
+    return load_module()
+
+
+def _single(body: dict[str, object], name: str) -> dict[str, object]:
+    blocks = body.get(name)
+    assert isinstance(blocks, list)
+    assert len(blocks) == 1
+    block = blocks[0]
+    assert isinstance(block, dict)
+    return block
+
+
+def _firestore_calls(path: Path) -> set[str]:
+    """Names of the Firestore client calls in an adapter module (method calls and the
+    ``@firestore.transactional`` decorator)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if ast.unparse(node.func) in NOT_FIRESTORE_CALLS:
+                continue
+            names.add(node.func.attr)
+        elif isinstance(node, ast.Attribute) and ast.unparse(node) == "firestore.transactional":
+            names.add("transactional")
+    return names & set(PERMISSION_OF_CALL)
+
+
+def test_the_runtime_role_is_exactly_what_the_adapters_call(module: Module) -> None:
+    role = module.resources[("google_project_iam_custom_role", "runtime_firestore")]
+    needed = {PERMISSION_OF_CALL[call] for call in _firestore_calls(FIRESTORE_ADAPTER)}
+    assert set(role["permissions"]) == needed
+    assert "datastore.entities.delete" not in role["permissions"]
+    binding = module.resources[("google_project_iam_member", "runtime_firestore")]
+    assert expression(binding["role"]) == "google_project_iam_custom_role.runtime_firestore.id"
+    condition = str(_single(binding, "condition")["expression"])
+    assert "databases/${local.firestore_database}" in condition
+
+
+def test_the_call_scan_sees_a_delete(tmp_path: Path) -> None:
+    adapter = tmp_path / "adapter.py"
+    adapter.write_text(
+        FIRESTORE_ADAPTER.read_text(encoding="utf-8")
+        + "\n\ndef purge(document):\n    document.delete()\n",
+        encoding="utf-8",
+    )
+    assert "delete" in _firestore_calls(adapter)
+    assert "delete" not in _firestore_calls(FIRESTORE_ADAPTER)
+
+
+def test_the_archive_bucket_is_write_once(module: Module) -> None:
+    bucket = module.resources[("google_storage_bucket", "archive")]
+    assert bucket["uniform_bucket_level_access"] is True
+    assert bucket["public_access_prevention"] == "enforced"
+    assert bucket["force_destroy"] is False
+    retention = _single(bucket, "retention_policy")
+    assert expression(retention["retention_period"]) == "var.archive_retention_days * 86400"
+    assert expression(retention["is_locked"]) == "var.archive_lock_retention"
+    rule = _single(bucket, "lifecycle_rule")
+    assert expression(_single(rule, "condition")["age"]) == "var.archive_retention_days"
+    assert _single(rule, "action")["type"] == "Delete"
+    assert "versioning" not in bucket  # a retention policy excludes Object Versioning
+    assert module.variables["archive_retention_days"]["default"] == 400
+    assert module.variables["archive_lock_retention"]["default"] is False
+    assert "IRREVERSIBLE" in str(module.variables["archive_lock_retention"]["description"])
+
+
+def test_the_pubsub_agent_can_only_read_the_bucket_and_create_objects(module: Module) -> None:
+    grants = {
+        (body["role"], expression(body["member"]))
+        for (kind, _), body in module.resources.items()
+        if kind == "google_storage_bucket_iam_member"
+        and expression(body["bucket"]) == "google_storage_bucket.archive.name"
+    }
+    assert grants == {
+        ("roles/storage.legacyBucketReader", "local.pubsub_service_agent"),
+        ("roles/storage.objectCreator", "local.pubsub_service_agent"),
+    }
+
+
+def test_every_published_message_is_archived_with_its_metadata(module: Module) -> None:
+    subscription = module.resources[("google_pubsub_subscription", "archive")]
+    assert expression(subscription["topic"]) == "google_pubsub_topic.events.id"
+    assert "filter" not in subscription  # every message: receiver, redrive, replay, release
+    config = _single(subscription, "cloud_storage_config")
+    assert expression(config["bucket"]) == "google_storage_bucket.archive.name"
+    assert _single(config, "avro_config")["write_metadata"] is True
+    assert module.locals["archive_object_suffix"] == ".avro"
+    # The subscription exists only once the agent may write (else its first writes fail).
+    assert set(subscription["depends_on"]) == {
+        "${google_storage_bucket_iam_member.pubsub_agent_archive_reader}",
+        "${google_storage_bucket_iam_member.pubsub_agent_archive_creator}",
+    }
+    assert subscription["message_retention_duration"] == "2678400s"
+    assert _single(subscription, "expiration_policy")["ttl"] == ""
+
+
+def test_verify_waits_longer_than_an_archive_object_stays_open(module: Module) -> None:
+    max_duration = str(module.locals["archive_max_duration"])
+    assert re.fullmatch(r"\d+s", max_duration)
+    assert timedelta(seconds=int(max_duration[:-1])) * 2 <= DEFAULT_LAG
+
+
+def test_verify_matches_messages_on_an_attribute_the_receiver_sends() -> None:
+    record = {
+        "eventId": "e",
+        "eventType": "t",
+        "notifierId": "n",
+        "receivedAt": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    assert message_attributes(record)[EVENT_ID_ATTRIBUTE] == "e"
+
+
+def test_firestore_writes_are_attributed(module: Module) -> None:
+    audit = module.resources[("google_project_iam_audit_config", "firestore_data_writes")]
+    assert audit["service"] == "firestore.googleapis.com"
+    assert audit["audit_log_config"] == [{"log_type": "DATA_WRITE"}]
+    # Nobody is exempt: the runtime's writes are the ones to attribute.
+    assert "exempted_members" not in audit["audit_log_config"][0]
+
+
+def test_the_archive_is_an_output_verify_takes(module: Module) -> None:
+    value = str(module.outputs["archive_uri"]["value"])
+    assert value == "gs://${google_storage_bucket.archive.name}/${local.archive_object_prefix}"
+    assert str(module.locals["archive_object_prefix"]).endswith("/")
