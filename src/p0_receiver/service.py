@@ -22,11 +22,10 @@ from enum import StrEnum
 from typing import Any
 
 from p0_receiver.errors import (
-    AuthenticationError,
-    AuthFailure,
     DownstreamUnavailableError,
     RequestRejectedError,
     SchemaViolationError,
+    TokenReplayError,
     UnknownEventTypeError,
     UnstorableRecordError,
 )
@@ -49,16 +48,6 @@ from p0_receiver.tokens import TokenVerifier, VerifiedToken
 
 # Even the ``accept`` policy stops somewhere: the ledger entry lists every accepted event.
 MAX_EVENTS_PER_TOKEN = 100
-
-
-class TokenReplayError(AuthenticationError):
-    """A token already accepted with one body came back with another, and policy refused it."""
-
-    def __init__(self, fingerprint: str, first_event_id: str, event_id: str) -> None:
-        super().__init__(AuthFailure.TOKEN_REPLAYED)
-        self.fingerprint = fingerprint
-        self.first_event_id = first_event_id
-        self.event_id = event_id
 
 
 class DeliveryStatus(StrEnum):

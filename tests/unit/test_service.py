@@ -8,14 +8,13 @@ from datetime import UTC, datetime
 import pytest
 
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import AuthFailure, DownstreamUnavailableError
+from p0_receiver.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.service import (
     DeliveryOutcome,
     DeliveryPolicy,
     DeliveryService,
     DeliveryStatus,
-    TokenReplayError,
     publish_record,
 )
 from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
