@@ -1,18 +1,19 @@
-"""The ports the delivery service needs: replay ledger, audit log, quarantine and publisher.
+"""Every port of the core: replay ledger, audit log (written and read), quarantine, publisher.
 
 Adapters (``p0_receiver.adapters``) implement them for Firestore and Pub/Sub and raise
 ``DownstreamUnavailableError`` for any failure of the backing service; tests use in-memory
-implementations of the same protocols.
+implementations of the same protocols (``tests/fakes.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
+from p0_receiver.queries import QueryShape
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,29 @@ class AuditLog(Protocol):
 
     def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
         """Record a failed publish attempt; the status stays ``received``."""
+
+
+class AuditReader(Protocol):
+    """Reads the audit log page by page; memory stays bounded by the page size."""
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        """The stored record, or ``None``."""
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records matching ``equals`` with ``lower <= order field < upper``, in shape order.
+
+        Only catalogued shapes (``p0_receiver.queries.QUERY_SHAPES``) are accepted; ``fields``
+        projects the records (the order field is always included).
+        """
 
 
 class Quarantine(Protocol):

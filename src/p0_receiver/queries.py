@@ -77,8 +77,9 @@ REDRIVE_PENDING = QueryShape(
 # Window scans (stats) filter and order on receivedAt alone: single-field index.
 AUDIT_WINDOW = QueryShape("audit-window", (), RecordField.RECEIVED_AT, Direction.DESCENDING)
 
-# Every query the product issues is built from one of these (p0_receiver.auditlog.reader
-# accepts nothing else); tests/infra proves Terraform declares their indexes.
+# Every query the product issues is built from one of these (the AuditReader port accepts
+# nothing else: see p0_receiver.adapters.firestore); tests/infra proves Terraform declares
+# their indexes.
 QUERY_SHAPES: tuple[QueryShape, ...] = (AUDIT_LIST, AUDIT_TIMELINE, REDRIVE_PENDING, AUDIT_WINDOW)
 
 

@@ -13,12 +13,13 @@ import pytest
 from click.testing import CliRunner, Result
 from google.api_core import exceptions as google_exceptions
 
+from p0_receiver.adapters.firestore import FirestoreAuditReader
+from p0_receiver.app import AuditBackends, google_audit_backends
 from p0_receiver.auditlog import views
 from p0_receiver.auditlog.filters import RecordFilter, parse_duration, parse_moment
-from p0_receiver.auditlog.firestore import FirestoreAuditReader
 from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext, google_operator_backends
+from p0_receiver.cli.operator import OperatorContext
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.errors import ConfigurationError
@@ -183,9 +184,7 @@ def test_missing_index_names_the_index_and_terraform() -> None:
 
 
 def google_operator_backends_with(client: FakeQuery) -> Any:
-    from p0_receiver.cli.operator import OperatorBackends
-
-    return OperatorBackends(
+    return AuditBackends(
         reader=FirestoreAuditReader(client, "audit", 1.0),  # type: ignore[arg-type]
         audit_log=None,  # type: ignore[arg-type]
     )
@@ -212,7 +211,7 @@ def test_unreachable_firestore_fails_with_a_message() -> None:
     environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
     result = run(
         ["audit", "show", "0" * 64],
-        OperatorContext(environ=environ, connect=google_operator_backends),
+        OperatorContext(environ=environ, connect=google_audit_backends),
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
     )
     assert result.exit_code == 1
@@ -228,7 +227,7 @@ def test_a_failed_export_leaves_no_file_behind(tmp_path: Path, force: tuple[str,
     environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
     result = run(
         ["audit", "export", "--output", str(target), *force],
-        OperatorContext(environ=environ, connect=google_operator_backends),
+        OperatorContext(environ=environ, connect=google_audit_backends),
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
     )
     assert result.exit_code == 1

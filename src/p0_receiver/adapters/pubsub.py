@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import google.cloud.pubsub_v1 as pubsub_v1  # noqa: PLR0402 (mypy: untyped namespace)
-from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 
-from p0_receiver.errors import DownstreamUnavailableError
+from p0_receiver.adapters.google_errors import translated
 
 # One message per request: a batch of one is sent at once instead of waiting for a timer to
 # fill it (measured on the emulator: median 4.9 ms vs 8.6 ms with max_latency=1 ms, 19 ms
@@ -42,9 +41,7 @@ class PubSubPublisher:
         self._wait_seconds = timeout_seconds + _RESULT_GRACE_SECONDS
 
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
-        try:
+        with translated("Pub/Sub", "publish_failed"):
             future = self._client.publish(self._topic_path, data, **attributes)
             message_id = future.result(timeout=self._wait_seconds)
-        except (google_exceptions.GoogleAPIError, TimeoutError) as exc:
-            raise DownstreamUnavailableError("publish_failed", detail=type(exc).__name__) from exc
         return str(message_id)
