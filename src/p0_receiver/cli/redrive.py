@@ -16,15 +16,18 @@ from itertools import islice
 from typing import Any
 
 import click
-from rich.console import Console
 
 from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.auditlog.views import pending_records, query_records
-from p0_receiver.cli.audit import counting_progress
-from p0_receiver.cli.formats import LIST_COLUMNS, format_option, record_writer
 from p0_receiver.cli.operator import OperatorContext, operator_context, operator_errors
 from p0_receiver.cli.options import DURATION, filter_options, record_filter
-from p0_receiver.cli.render import plain
+from p0_receiver.cli.output import (
+    LIST_COLUMNS,
+    counting_progress,
+    format_option,
+    record_writer,
+    tell,
+)
 from p0_receiver.errors import DownstreamUnavailableError
 from p0_receiver.ports import AuditLog, EventPublisher
 from p0_receiver.record import PublishStatus, RecordField, rfc3339
@@ -63,9 +66,7 @@ def _intact(record: dict[str, Any], tally: Tally) -> bool:
     report = check_integrity(record)
     if not report.ok:
         tally.failed_integrity += 1
-        _stderr().print(
-            plain(f"skipped {record.get(RecordField.EVENT_ID)}: {'; '.join(report.problems)}")
-        )
+        tell(f"skipped {record.get(RecordField.EVENT_ID)}: {'; '.join(report.problems)}")
     return report.ok
 
 
@@ -77,11 +78,6 @@ def _dry_run(records: Iterable[dict[str, Any]], output_format: str) -> tuple[int
             if _intact(record, tally):
                 writer.write(record)
     return writer.count, tally.failed_integrity
-
-
-def _stderr() -> Console:
-    # Messages quote event ids and Google's error text: plain text, never markup.
-    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 
 
 @click.command()
@@ -109,12 +105,10 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
     pending = pending_records(reader, received_before=cutoff, limit=limit)
     if dry_run:
         listed, refused = _dry_run(pending, output_format)
-        _stderr().print(
-            plain(
-                f"dry run: {listed} records received before {rfc3339(cutoff)} "
-                "are waiting to be published"
-                + (f", {refused} failed the integrity check" if refused else "")
-            )
+        tell(
+            f"dry run: {listed} records received before {rfc3339(cutoff)} "
+            "are waiting to be published"
+            + (f", {refused} failed the integrity check" if refused else "")
         )
         if refused:
             raise SystemExit(1)
@@ -135,9 +129,7 @@ def redrive(min_age: timedelta, limit: int | None, dry_run: bool, output_format:
             if not _publish(context, audit_log, publisher, current, tally, replay=False):
                 break
             progress.advance(task)
-    _stderr().print(
-        plain(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
-    )
+    tell(f"redrive: {tally.summary('published')} (received before {rfc3339(cutoff)})")
     if tally.failed or tally.unrecorded or tally.failed_integrity:
         raise SystemExit(1)
 
@@ -158,11 +150,9 @@ def _publish(
     except DownstreamUnavailableError as failure:
         tally.failed += 1
         tally.consecutive_failures += 1
-        _stderr().print(
-            plain(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
-        )
+        tell(f"failed {event_id}: {failure.reason} ({failure.detail or 'unknown'})")
         if tally.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-            _stderr().print(
+            tell(
                 f"stopping after {MAX_CONSECUTIVE_FAILURES} failures in a row: Pub/Sub still "
                 "unavailable; the remaining records stay 'received' for the next run"
             )
@@ -195,11 +185,9 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
     reader = context.reader()
     if dry_run:
         listed, refused = _dry_run(query_records(reader, wanted), output_format)
-        _stderr().print(
-            plain(
-                f"dry run: {listed} records would be replayed ({wanted.describe()})"
-                + (f", {refused} failed the integrity check" if refused else "")
-            )
+        tell(
+            f"dry run: {listed} records would be replayed ({wanted.describe()})"
+            + (f", {refused} failed the integrity check" if refused else "")
         )
         if refused:
             raise SystemExit(1)
@@ -221,6 +209,6 @@ def replay(dry_run: bool, yes: bool, output_format: str, **options: Any) -> None
             if not _publish(context, audit_log, publisher, record, tally, replay=True):
                 break
             progress.advance(task)
-    _stderr().print(plain(f"replay: {tally.summary('replayed')} ({wanted.describe()})"))
+    tell(f"replay: {tally.summary('replayed')} ({wanted.describe()})")
     if tally.failed or tally.failed_integrity:
         raise SystemExit(1)
