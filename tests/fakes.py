@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from p0_receiver.quarantine import (
     RefusedBody,
     quarantine_entry,
 )
+from p0_receiver.queries import QUERY_SHAPES, Direction, QueryShape
 from p0_receiver.record import PublishStatus, RecordField
 
 
@@ -136,3 +137,57 @@ class InMemoryPublisher:
         message_id = str(next(self._ids))
         self.messages.append((message_id, data, dict(attributes)))
         return message_id
+
+
+class InMemoryAuditReader:
+    """Reads an ``InMemoryAuditLog`` the way Firestore answers the catalogued queries.
+
+    Only catalogued shapes and their equality fields; documents without the order field are
+    left out (Firestore cannot order them); ties are broken by document id in the shape's
+    direction; the window is ``lower <= order field < upper``. Each scan takes its snapshot
+    when called (like a fetched page): later writes are seen by ``get`` only.
+    """
+
+    def __init__(self, audit_log: InMemoryAuditLog) -> None:
+        self._audit_log = audit_log
+        self.unavailable = False
+
+    def get(self, event_id: str) -> dict[str, Any] | None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+        record = self._audit_log.records.get(event_id)
+        return None if record is None else dict(record)
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        if shape not in QUERY_SHAPES:
+            raise ValueError(f"query shape {shape.name!r} is not in the catalogue")
+        shape.check(equals)
+        if self.unavailable:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+        order = shape.order_field
+        matching = [
+            record
+            for record in self._audit_log.records.values()
+            if order in record
+            and all(record.get(name) == value for name, value in equals.items())
+            and (lower is None or record[order] >= lower)
+            and (upper is None or record[order] < upper)
+        ]
+        matching.sort(
+            key=lambda record: (record[order], record[RecordField.EVENT_ID]),
+            reverse=shape.direction is Direction.DESCENDING,
+        )
+        kept = matching if limit is None else matching[:limit]
+        if fields is not None:
+            wanted = {*fields, order}
+            kept = [{k: v for k, v in record.items() if k in wanted} for record in kept]
+        return iter([dict(record) for record in kept])
