@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
 from p0_receiver.queries import QueryShape
+from p0_receiver.record import AuditRecord
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ class TokenLedger(Protocol):
 class AuditLog(Protocol):
     """The system of record: one document per event id."""
 
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         """Atomically create the record; ``False`` if one with its event id already exists."""
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         """Count one more delivery of an existing record and return the stored record."""
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
@@ -59,7 +60,7 @@ class AuditLog(Protocol):
 class AuditReader(Protocol):
     """Reads the audit log page by page; memory stays bounded by the page size."""
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
+    def get(self, event_id: str) -> AuditRecord | None:
         """The stored record, or ``None``."""
 
     def scan(
@@ -71,7 +72,7 @@ class AuditReader(Protocol):
         upper: datetime | None = None,
         limit: int | None = None,
         fields: Sequence[str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[AuditRecord]:
         """Records matching ``equals`` with ``lower <= order field < upper``, in shape order.
 
         Only catalogued shapes (``p0_receiver.queries.QUERY_SHAPES``) are accepted; ``fields``

@@ -90,7 +90,13 @@ def required_indexes() -> frozenset[IndexSpec]:
 
 # Fields that are never filtered on and would only cost index writes (the body is up to
 # 256 KiB of bytes): Terraform exempts them from single-field indexing.
-UNINDEXED_FIELDS = ("body", "token", "reason", "permissionDescription", "p0Times")
+UNINDEXED_FIELDS = (
+    RecordField.BODY,
+    RecordField.TOKEN,
+    RecordField.REASON,
+    RecordField.PERMISSION_DESCRIPTION,
+    RecordField.P0_TIMES,
+)
 # TTL fields: the audit record's retention and the replay ledger's token expiry.
 AUDIT_TTL_FIELD = RecordField.EXPIRE_AT
 TOKEN_LEDGER_TTL_FIELD = "expiresAt"

@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from p0_receiver.auditlog.filters import RecordFilter
 from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.auditlog.views import pending_records, query_records
 from p0_receiver.errors import DownstreamUnavailableError
 from p0_receiver.ports import AuditLog, AuditReader, EventPublisher
-from p0_receiver.record import PublishStatus, RecordField
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 from p0_receiver.service import publish_record
 
 # Stop after this many publish failures in a row: the topic is still down, and each failure
@@ -79,7 +78,7 @@ def _ignore(_: RepairStep) -> None:
     return None
 
 
-def _refusal(record: dict[str, Any]) -> RepairStep | None:
+def _refusal(record: AuditRecord) -> RepairStep | None:
     """The step that refuses ``record`` if it fails the integrity check."""
     report = check_integrity(record)
     if report.ok:
@@ -88,8 +87,8 @@ def _refusal(record: dict[str, Any]) -> RepairStep | None:
 
 
 def intact_records(
-    records: Iterable[dict[str, Any]], on_step: StepListener = _ignore
-) -> Iterator[dict[str, Any]]:
+    records: Iterable[AuditRecord], on_step: StepListener = _ignore
+) -> Iterator[AuditRecord]:
     """The records that pass the integrity check; each one refused is reported as a step."""
     for record in records:
         refusal = _refusal(record)
@@ -119,7 +118,7 @@ class _Run:
         self.tally.count(step)
         self._on_step(step)
 
-    def publish(self, record: dict[str, Any], *, replay: bool) -> bool:
+    def publish(self, record: AuditRecord, *, replay: bool) -> bool:
         """Publish one record; False when it is time to stop (the topic keeps failing)."""
         event_id = str(record[RecordField.EVENT_ID])
         try:

@@ -15,11 +15,9 @@ always a replay.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from p0_receiver.errors import (
     DownstreamUnavailableError,
@@ -38,8 +36,10 @@ from p0_receiver.quarantine import (
     RefusedBody,
 )
 from p0_receiver.record import (
+    AuditRecord,
     PublishStatus,
     RecordField,
+    TokenReuseNote,
     build_audit_record,
     message_attributes,
 )
@@ -124,11 +124,11 @@ class DeliveryService:
             now=now,
         )
         token_reuse = self._check_reuse(token, body, event_id, history, now=now)
-        reuse_field = None
+        reuse_field: TokenReuseNote | None = None
         if event_id != history.first_event_id:
             reuse_field = {"firstEventId": history.first_event_id, "fingerprint": token.fingerprint}
 
-        record: Mapping[str, Any] = build_audit_record(
+        record = build_audit_record(
             notification,
             token,
             received_at=now,
@@ -214,7 +214,7 @@ class DeliveryService:
         return token.signs_deterministically and in_burst
 
     def _create(
-        self, record: Mapping[str, Any], token: VerifiedToken, body: bytes, *, now: datetime
+        self, record: AuditRecord, token: VerifiedToken, body: bytes, *, now: datetime
     ) -> bool:
         try:
             return self._audit_log.create(record)
@@ -243,7 +243,7 @@ class DeliveryService:
 def publish_record(
     audit_log: AuditLog,
     publisher: EventPublisher,
-    record: Mapping[str, Any],
+    record: AuditRecord,
     *,
     now: datetime,
     replay: bool = False,

@@ -25,7 +25,7 @@ from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.errors import ConfigurationError
 from p0_receiver.events import parse_notification
 from p0_receiver.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
-from p0_receiver.record import build_audit_record
+from p0_receiver.record import AuditRecord, build_audit_record
 from p0_receiver.settings import load_operator_settings, load_settings
 from p0_receiver.tokens import VerifiedToken
 
@@ -114,10 +114,10 @@ class RecordingReader:
     def __init__(self) -> None:
         self.shapes: list[QueryShape] = []
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
+    def get(self, event_id: str) -> AuditRecord | None:
         raise AssertionError(f"unexpected read of {event_id}")
 
-    def scan(self, shape: QueryShape, **_: Any) -> Iterator[dict[str, Any]]:
+    def scan(self, shape: QueryShape, **_: Any) -> Iterator[AuditRecord]:
         self.shapes.append(shape)
         return iter(())
 
@@ -252,9 +252,10 @@ NO_P0_TIME = json.dumps({"id": "n", "name": "", "eventType": "x", "data": {"prin
 
 def stored(raw: bytes = REQUEST_APPROVED) -> dict[str, Any]:
     """The record the receiver writes for ``raw``."""
-    return build_audit_record(
-        parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=400
+    record: dict[str, Any] = dict(
+        build_audit_record(parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=400)
     )
+    return record
 
 
 @pytest.mark.parametrize("raw", [PREAPPROVAL_CREATED, REQUEST_APPROVED, NO_P0_TIME.encode()])

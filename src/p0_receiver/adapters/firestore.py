@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
@@ -25,7 +25,7 @@ from p0_receiver.quarantine import (
     quarantine_entry,
 )
 from p0_receiver.queries import QUERY_SHAPES, TOKEN_LEDGER_TTL_FIELD, Direction, QueryShape
-from p0_receiver.record import PublishStatus, RecordField
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 
 # The ledger entry's fields: the first event the token carried, and the reuses accepted since.
 _LEDGER_EVENT_ID = "eventId"
@@ -108,7 +108,7 @@ class FirestoreAuditLog:
     def _call(self) -> dict[str, Any]:
         return {"retry": self._retry, "timeout": self._timeout}
 
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         document = self._collection.document(record[RecordField.EVENT_ID])
         with translated(_SERVICE, "audit_unavailable"):
             try:
@@ -120,7 +120,7 @@ class FirestoreAuditLog:
                 raise UnstorableRecordError(type(exc).__name__) from exc
         return True
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         document = self._collection.document(event_id)
         with translated(_SERVICE, "audit_unavailable"):
             document.update(
@@ -131,7 +131,7 @@ class FirestoreAuditLog:
                 **self._call(),
             )
             snapshot = document.get(**self._call())
-        stored = snapshot.to_dict()
+        stored = cast("AuditRecord | None", snapshot.to_dict())
         if stored is None:  # deleted between the two calls (TTL or an operator): retry later
             raise DownstreamUnavailableError("audit_unavailable")
         return stored
@@ -239,13 +239,12 @@ class FirestoreAuditReader:
         self._retry = bounded_retry(timeout_seconds)
         self._page_size = page_size
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
+    def get(self, event_id: str) -> AuditRecord | None:
         with translated(_SERVICE, "audit_unavailable"):
             snapshot = self._collection.document(event_id).get(
                 retry=self._retry, timeout=self._timeout
             )
-        stored: dict[str, Any] | None = snapshot.to_dict()
-        return stored
+        return cast("AuditRecord | None", snapshot.to_dict())
 
     def scan(
         self,
@@ -256,7 +255,7 @@ class FirestoreAuditReader:
         upper: datetime | None = None,
         limit: int | None = None,
         fields: Sequence[str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[AuditRecord]:
         if shape not in QUERY_SHAPES:
             raise ValueError(f"query shape {shape.name!r} is not in the catalogue")
         shape.check(equals)
@@ -281,7 +280,7 @@ class FirestoreAuditReader:
 
     def _pages(
         self, query: Any, shape: QueryShape, equals: tuple[str, ...], limit: int | None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[AuditRecord]:
         remaining = limit
         last: Any = None
         while remaining is None or remaining > 0:
@@ -292,7 +291,7 @@ class FirestoreAuditReader:
             with translated(_SERVICE, "audit_unavailable", shape=shape, equals=equals):
                 snapshots = list(page.stream(retry=self._retry, timeout=self._timeout))
             for snapshot in snapshots:
-                yield snapshot.to_dict() or {}
+                yield cast("AuditRecord", snapshot.to_dict())  # a query's documents exist
             if len(snapshots) < size:
                 return
             last = snapshots[-1]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
 from p0_receiver.auditlog.filters import RecordFilter
 from p0_receiver.ports import AuditReader
@@ -18,12 +17,12 @@ from p0_receiver.queries import (
     AUDIT_WINDOW,
     REDRIVE_PENDING,
 )
-from p0_receiver.record import PublishStatus, RecordField
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 
 
 def query_records(
     reader: AuditReader, wanted: RecordFilter, *, fields: Sequence[str] | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """The audit log filtered, newest first."""
     return reader.scan(
         AUDIT_LIST,
@@ -35,14 +34,14 @@ def query_records(
     )
 
 
-def timeline(reader: AuditReader, object_id: str) -> Iterator[dict[str, Any]]:
+def timeline(reader: AuditReader, object_id: str) -> Iterator[AuditRecord]:
     """Every event about one P0 request or pre-approval, in P0's time order."""
     return reader.scan(AUDIT_TIMELINE, equals={RecordField.OBJECT_ID: object_id})
 
 
 def pending_records(
     reader: AuditReader, *, received_before: datetime, limit: int | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """Records still ``received`` (not known to be on the topic), newest first."""
     return reader.scan(
         REDRIVE_PENDING,
@@ -58,6 +57,6 @@ def window(
     since: datetime | None,
     until: datetime | None,
     fields: Sequence[str] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """Everything received in a window (optionally only some fields), newest first."""
     return reader.scan(AUDIT_WINDOW, equals={}, lower=since, upper=until, fields=fields)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,9 +75,11 @@ def _integrity_line(report: IntegrityReport) -> str:
     return "integrity: WARNING " + "; ".join(report.problems)
 
 
-def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str, Any]:
-    token = record.get("token") or {}
-    shown = json_safe(dict(sorted((k, v) for k, v in record.items() if k not in ("body", "token"))))
+def _show_document(record: Mapping[str, Any], report: IntegrityReport) -> dict[str, Any]:
+    # Any stored document, however it was edited: a missing token or body is shown as such.
+    token = record.get(RecordField.TOKEN) or {}
+    hidden = (RecordField.BODY, RecordField.TOKEN)
+    shown = json_safe(dict(sorted((k, v) for k, v in record.items() if k not in hidden)))
     try:
         body: Any = json.loads(bytes(record.get(RecordField.BODY) or b""))
     except ValueError:

@@ -142,7 +142,9 @@ FORMATS = ("table", "json", "jsonl", "csv")
 _TABLE_CHUNK = 50
 # Width of tables written to a pipe or file (a terminal uses its own width).
 _PIPED_WIDTH = 240
-_WRAPPED_COLUMNS = frozenset({"reason", RecordField.PERMISSION_NAME, RecordField.APPROVER})
+_WRAPPED_COLUMNS = frozenset(
+    {RecordField.REASON, RecordField.PERMISSION_NAME, RecordField.APPROVER}
+)
 # A spreadsheet evaluates a cell starting with one of these as a formula (OWASP, "CSV
 # Injection"): such cells get a leading apostrophe, which makes them text.
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -155,18 +157,18 @@ LIST_COLUMNS = (
     RecordField.PRINCIPAL,
     RecordField.APPROVER,
     RecordField.PERMISSION_NAME,
-    "reason",
+    RecordField.REASON,
     RecordField.PUBLISH_STATUS,
     RecordField.EVENT_ID,
 )
 TIMELINE_COLUMNS = (
     RecordField.OCCURRED_AT,
     RecordField.EVENT_TYPE,
-    "requestStatus",
+    RecordField.REQUEST_STATUS,
     RecordField.PRINCIPAL,
     RecordField.APPROVER,
     RecordField.PERMISSION_NAME,
-    "reason",
+    RecordField.REASON,
     RecordField.EVENT_ID,
 )
 # CSV exports: every lifted field, delivery state, and the verbatim body as text.
@@ -180,20 +182,20 @@ EXPORT_COLUMNS = (
     RecordField.PRINCIPAL,
     RecordField.REQUESTOR,
     RecordField.APPROVER,
-    "approverName",
-    "approvalSource",
+    RecordField.APPROVER_NAME,
+    RecordField.APPROVAL_SOURCE,
     RecordField.PERMISSION_NAME,
-    "integration",
-    "access",
-    "requestStatus",
-    "reason",
+    RecordField.INTEGRATION,
+    RecordField.ACCESS,
+    RecordField.REQUEST_STATUS,
+    RecordField.REASON,
     RecordField.DELIVERY_COUNT,
     RecordField.PUBLISH_STATUS,
     RecordField.MESSAGE_ID,
     RecordField.PUBLISHED_AT,
     RecordField.PUBLISH_ATTEMPTS,
     RecordField.LAST_PUBLISH_ERROR,
-    "bodySha256",
+    RecordField.BODY_SHA256,
     RecordField.BODY,
 )
 

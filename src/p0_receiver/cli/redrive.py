@@ -27,7 +27,7 @@ from p0_receiver.cli.output import (
     record_writer,
     tell,
 )
-from p0_receiver.record import RecordField, rfc3339
+from p0_receiver.record import AuditRecord, RecordField, rfc3339
 
 # A replay larger than this needs --yes: re-sending history is loud for every subscriber.
 REPLAY_CONFIRM_THRESHOLD = 10
@@ -76,7 +76,7 @@ def _finish(tally: repair.RepairTally, summary: str) -> None:
         raise SystemExit(1)
 
 
-def _dry_run(records: Iterable[dict[str, Any]], output_format: str) -> tuple[int, int]:
+def _dry_run(records: Iterable[AuditRecord], output_format: str) -> tuple[int, int]:
     """List what would be published, report what the integrity check refuses; count both."""
     tally = repair.RepairTally()
 
