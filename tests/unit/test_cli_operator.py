@@ -170,7 +170,7 @@ def test_missing_index_names_the_index_and_terraform() -> None:
     )
     context = OperatorContext(
         environ=OPERATOR_ENV,
-        connect=lambda *_: google_operator_backends_with(FakeQuery(failure)),
+        connect=lambda *_: audit_backends_over(FakeQuery(failure)),
     )
     result = run(["audit", "query", "--principal", "a@x", "--type", "request-approved"], context)
     assert result.exit_code == 1
@@ -183,7 +183,7 @@ def test_missing_index_names_the_index_and_terraform() -> None:
     assert "Traceback" not in result.output
 
 
-def google_operator_backends_with(client: FakeQuery) -> Any:
+def audit_backends_over(client: FakeQuery) -> Any:
     return AuditBackends(
         reader=FirestoreAuditReader(client, "audit", 1.0),  # type: ignore[arg-type]
         audit_log=None,  # type: ignore[arg-type]
