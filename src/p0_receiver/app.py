@@ -180,11 +180,7 @@ def build_webhook(
         verifier = build_verifier(settings)
     except ConfigurationError as problem:
         # One searchable line before the crash that stops the instance (and a bad deploy).
-        log_event(
-            "CRITICAL",
-            "p0_configuration_error",
-            {"variable": problem.variable, "problem": problem.problem},
-        )
+        log_event(problem.severity, "p0_configuration_error", problem.log_fields())
         raise
     warn_unpinned_claims(settings)
     policy = DeliveryPolicy(

@@ -174,8 +174,8 @@ class WebhookHandler:
                 "where": where,
             },
         )
-        fields.update(outcome="error", reason=InternalError.code)
-        return "ERROR"
+        fields.update(outcome=InternalError.outcome, reason=InternalError.code)
+        return InternalError.severity
 
     @staticmethod
     def _describe_failure(error: ReceiverError, fields: dict[str, Any]) -> str:
