@@ -31,7 +31,7 @@ format: venv  ## apply ruff's formatting and safe fixes
 test-unit: venv  ## unit and infra-structure tests (no emulators; the contract tier needs them: `make test`)
 	$(PY) -m pytest -m "not integration and not e2e" -q
 
-check-infra: venv  ## terraform fmt, checkov, cloudbuild.yaml parse and structure (offline)
+check-infra: venv  ## terraform fmt, provider schemas, checkov, cloudbuild.yaml parse and structure (offline)
 	PYTHON=$(PY) bash scripts/check-infra.sh
 
 test: venv lint check-infra  ## everything: lint, infra checks, all tests on fresh emulators
@@ -40,8 +40,8 @@ test: venv lint check-infra  ## everything: lint, infra checks, all tests on fre
 run: venv  ## the whole product locally: emulators, function, signed sample deliveries
 	$(PY) -m p0_receiver dev up
 
-bench: venv  ## per-request latency against the emulators (prints figures)
-	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/request_latency.py
+bench: venv  ## the receiver against the obvious baseline on the emulators (prints ratios)
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/versus_baseline.py
 
 clean:  ## remove the venv, caches and local dev state
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -53,7 +53,7 @@ def google_backends(settings: Settings) -> Backends:
         ledger=FirestoreTokenLedger(client, settings.token_collection, timeout),
         audit_log=FirestoreAuditLog(client, settings.firestore_collection, timeout),
         publisher=PubSubPublisher(
-            publisher_client(settings.publish_timeout_seconds),
+            publisher_client(),
             settings.topic_path,
             settings.publish_timeout_seconds,
         ),
@@ -98,7 +98,7 @@ def google_publisher(settings: OperatorSettings) -> EventPublisher:
 
     topic_path = settings.topic_path
     with translated("Pub/Sub", "publish_failed"):
-        client = publisher_client(settings.publish_timeout_seconds)
+        client = publisher_client()
     return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
 
 

@@ -30,7 +30,7 @@ def link(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[SwitchablePr
 def test_publish_succeeds_and_returns_the_message_id(stack: Stack, link: SwitchableProxy) -> None:
     link.up()
     publisher = PubSubPublisher(
-        publisher_client(2), f"projects/{stack.project}/topics/{stack.topic}", 2
+        publisher_client(), f"projects/{stack.project}/topics/{stack.topic}", 2
     )
     message_id = publisher.publish(b'{"x":1}', {"eventId": "e1"})
     (message,) = stack.messages()
@@ -43,7 +43,7 @@ def test_publish_succeeds_and_returns_the_message_id(stack: Stack, link: Switcha
 
 def test_a_publish_reported_failed_never_lands_later(stack: Stack, link: SwitchableProxy) -> None:
     publisher = PubSubPublisher(
-        publisher_client(1), f"projects/{stack.project}/topics/{stack.topic}", 1
+        publisher_client(), f"projects/{stack.project}/topics/{stack.topic}", 1
     )
     started = time.monotonic()
     with pytest.raises(DownstreamUnavailableError) as caught:

@@ -1,0 +1,283 @@
+"""The product against the obvious receiver (benchmarks/baseline), same emulators, same settings.
+
+Prints, from one run with alternating order, product/baseline ratios for sequential p50 and
+p99, throughput at concurrency 8 and cold start (spawn to first 200), with the absolute figures,
+the spread over the rounds and the core count; then the edge's own cost with in-memory ports.
+Run with the emulators up:  make bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from p0_receiver.devtools import simulator
+from p0_receiver.devtools.emulators import free_port
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.devtools.stack import ensure_topic_and_subscription
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+# name: (functions-framework --source, --target)
+VARIANTS = {
+    "product": (ROOT / "main.py", "receive"),
+    "baseline": (BENCHMARKS / "baseline_receiver.py", "receive"),
+}
+EDGE_VARIANTS = {
+    "edge (product, in-memory ports)": (BENCHMARKS / "inmemory_receiver.py", "receive"),
+    "bare verify + parse": (BENCHMARKS / "inmemory_receiver.py", "bare"),
+}
+# The server settings of the comparison: 2 worker processes x 2 threads on a 2-core machine.
+SERVER_ENV = {"WORKERS": "2", "THREADS": "2"}
+WARM_BATCH = 50
+STABLE_WITHIN = 0.05  # the warm-up stops when two batch medians in a row move less than 5 %
+_DOCUMENT = json.loads(PREAPPROVAL_CREATED)
+_counter = iter(range(10**9))
+_counter_lock = threading.Lock()
+
+
+def fresh_body() -> bytes:
+    with _counter_lock:
+        index = next(_counter)
+    data = {**_DOCUMENT["data"], "id": f"bench-{uuid.uuid4().hex[:8]}-{index}"}
+    return json.dumps({**_DOCUMENT, "data": data}).encode()
+
+
+@dataclass
+class Client:
+    """One keep-alive connection, as a client pool would hold it."""
+
+    port: int
+    keypair: simulator.DevKeypair
+    connection: http.client.HTTPConnection = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def deliver(self) -> int:
+        token = simulator.sign_token(self.keypair, now=datetime.now(tz=UTC))
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        try:
+            self.connection.request("POST", "/", body=fresh_body(), headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+        except (http.client.HTTPException, OSError):
+            self.connection.close()  # the server closed an idle connection: reconnect once
+            self.connection.request("POST", "/", body=fresh_body(), headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+        if response.status != 200:
+            raise SystemExit(f"unexpected HTTP {response.status}")
+        return response.status
+
+    def timed(self) -> float:
+        started = time.perf_counter()
+        self.deliver()
+        return (time.perf_counter() - started) * 1000
+
+
+@contextlib.contextmanager
+def served(
+    source: Path, target: str, env: dict[str, str], keypair: simulator.DevKeypair
+) -> Iterator[tuple[int, float]]:
+    """Spawn functions-framework; yield (port, ms from spawn to the first 200)."""
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            f"--target={target}",
+            f"--source={source.name}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ],
+        cwd=source.parent,
+        env={**os.environ, **env, **SERVER_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{source.name}:{target} did not start")
+            try:
+                Client(port, keypair).deliver()
+                break
+            except (ConnectionError, OSError):
+                time.sleep(0.005)
+        yield port, (time.perf_counter() - started) * 1000
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+
+
+def warm_up(client: Client, max_batches: int) -> int:
+    """Sequential batches until the median settles; returns the requests it took."""
+    medians: list[float] = []
+    for batch in range(1, max_batches + 1):
+        medians.append(statistics.median(client.timed() for _ in range(WARM_BATCH)))
+        settled = len(medians) >= 3 and all(
+            abs(medians[-i] - medians[-i - 1]) / medians[-i - 1] < STABLE_WITHIN for i in (1, 2)
+        )
+        if settled:
+            return batch * WARM_BATCH
+    return max_batches * WARM_BATCH
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def throughput(port: int, keypair: simulator.DevKeypair, concurrency: int, each: int) -> float:
+    clients = [Client(port, keypair) for _ in range(concurrency)]
+    barrier = threading.Barrier(concurrency + 1)
+
+    def run(client: Client) -> None:
+        barrier.wait()
+        for _ in range(each):
+            client.deliver()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return concurrency * each / (time.perf_counter() - started)
+
+
+@dataclass
+class Figures:
+    cold_ms: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    rps: list[float] = field(default_factory=list)
+    warm_requests: list[int] = field(default_factory=list)
+
+
+def measure(
+    variant: str,
+    env: dict[str, str],
+    keypair: simulator.DevKeypair,
+    figures: Figures,
+    arguments: argparse.Namespace,
+) -> None:
+    source, target = VARIANTS[variant]
+    with served(source, target, env, keypair) as (port, cold_ms):
+        figures.cold_ms.append(cold_ms)
+        client = Client(port, keypair)
+        figures.warm_requests.append(warm_up(client, arguments.warm_batches))
+        samples = [client.timed() for _ in range(arguments.sequential)]
+        figures.p50_ms.append(statistics.median(samples))
+        figures.p99_ms.append(percentile(samples, 0.99))
+        figures.rps.append(throughput(port, keypair, arguments.concurrency, arguments.each))
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
+
+
+def report(results: dict[str, Figures]) -> None:
+    product, baseline = results["product"], results["baseline"]
+    rows: list[tuple[str, Callable[[Figures], list[float]], str]] = [
+        ("sequential p50 (ms)", lambda f: f.p50_ms, "<= 0.8"),
+        ("sequential p99 (ms)", lambda f: f.p99_ms, ""),
+        ("throughput c=8 (req/s)", lambda f: f.rps, ">= 1.2"),
+        ("cold start to first 200 (ms)", lambda f: f.cold_ms, "<= 0.9"),
+    ]
+    print(f"\n{'':<30}{'product':>10}{'baseline':>10}{'ratio':>8}  {'ratio per round':<18}goal")
+    for name, pick, goal in rows:
+        ours, theirs = pick(product), pick(baseline)
+        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        print(
+            f"{name:<30}{statistics.median(ours):>10.1f}{statistics.median(theirs):>10.1f}"
+            f"{statistics.median(ratios):>8.2f}  {spread(ratios):<18}{goal}"
+        )
+    print(
+        f"warm-up requests per server (until two {WARM_BATCH}-request medians in a row moved "
+        f"< {STABLE_WITHIN:.0%}): product {product.warm_requests}, "
+        f"baseline {baseline.warm_requests}"
+    )
+
+
+def edge_cost(
+    env: dict[str, str], keypair: simulator.DevKeypair, arguments: argparse.Namespace
+) -> None:
+    print(f"\nthroughput c={arguments.concurrency}, in-memory ports (no emulators), req/s:")
+    for name, (source, target) in EDGE_VARIANTS.items():
+        with served(source, target, env, keypair) as (port, _):
+            client = Client(port, keypair)
+            for _ in range(200):
+                client.deliver()
+            rates = [
+                throughput(port, keypair, arguments.concurrency, arguments.each)
+                for _ in range(arguments.rounds)
+            ]
+        print(f"  {name:<34}{statistics.median(rates):>8.0f}  (rounds {spread(rates)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sequential", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--each", type=int, default=60, help="requests per concurrent client")
+    parser.add_argument("--warm-batches", type=int, default=16, help="most warm-up batches")
+    arguments = parser.parse_args()
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        raise SystemExit("start the emulators first: make bench")
+
+    project = f"bench-{uuid.uuid4().hex[:8]}"
+    ensure_topic_and_subscription(project, "p0-notifications", "bench")
+    keypair = simulator.generate_keypair("ES256")
+    env = {
+        "GOOGLE_CLOUD_PROJECT": project,
+        "PUBSUB_TOPIC": "p0-notifications",
+        "P0_PUBLIC_KEYS": keypair.public_pem.decode(),
+        "P0_JWT_ISSUER": simulator.DEV_ISSUER,
+        "P0_JWT_AUDIENCE": simulator.DEV_AUDIENCE,
+    }
+    print(
+        f"{os.cpu_count()} cores; servers WORKERS={SERVER_ENV['WORKERS']} "
+        f"THREADS={SERVER_ENV['THREADS']}; {arguments.rounds} rounds alternating order; "
+        f"{arguments.sequential} sequential, {arguments.concurrency}x{arguments.each} concurrent "
+        "requests per round over keep-alive connections"
+    )
+    results = {name: Figures() for name in VARIANTS}
+    for round_number in range(arguments.rounds):
+        order = list(VARIANTS) if round_number % 2 == 0 else list(reversed(VARIANTS))
+        for variant in order:
+            measure(variant, env, keypair, results[variant], arguments)
+            print(
+                f"round {round_number + 1} {variant:<9} p50 {results[variant].p50_ms[-1]:6.2f} ms"
+                f"  p99 {results[variant].p99_ms[-1]:6.2f} ms  {results[variant].rps[-1]:6.0f}"
+                f" req/s  cold {results[variant].cold_ms[-1]:6.0f} ms",
+                flush=True,
+            )
+    report(results)
+    edge_cost(env, keypair, arguments)
+
+
+if __name__ == "__main__":
+    main()
