@@ -230,7 +230,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
 
 
 def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
-    from p0_receiver.cli.render import record_for_display
+    from p0_receiver.cli.output import record_for_display
 
     for name, body in samples.SAMPLES.items():
         answer = simulator.post_delivery(url, body, token=simulator.sign_token(keypair, now=_now()))
