@@ -1,6 +1,7 @@
 """Composition root: settings, keys and the verifier at cold start; Google clients on first use.
 
-Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``.
+Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``;
+the operator CLI gets its adapters from ``google_audit_backends`` and ``google_publisher``.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
-from p0_receiver.http import WebhookHandler
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, EventPublisher, Quarantine, TokenLedger
+from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, Quarantine, TokenLedger
 from p0_receiver.service import DeliveryPolicy, DeliveryService
-from p0_receiver.settings import Settings, load_settings
+from p0_receiver.settings import OperatorSettings, Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
+
+if TYPE_CHECKING:
+    from p0_receiver.http import WebhookHandler
 
 
 def utc_now() -> datetime:
@@ -56,6 +59,47 @@ def google_backends(settings: Settings) -> Backends:
         ),
         quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
     )
+
+
+@dataclass(frozen=True)
+class AuditBackends:
+    """The audit log to read and to repair: what the operator's commands work on."""
+
+    reader: AuditReader
+    audit_log: AuditLog
+
+
+def google_audit_backends(
+    settings: OperatorSettings, page_size: int | None = None
+) -> AuditBackends:
+    """The Firestore reader and writer on one client (the emulator when its host is set)."""
+    from p0_receiver.adapters.firestore import (
+        FirestoreAuditLog,
+        FirestoreAuditReader,
+        firestore_client,
+    )
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Firestore", "audit_unavailable"):
+        client = firestore_client(settings.project, settings.firestore_database)
+    timeout = settings.firestore_timeout_seconds
+    collection = settings.firestore_collection
+    paging = {} if page_size is None else {"page_size": page_size}
+    return AuditBackends(
+        reader=FirestoreAuditReader(client, collection, timeout, **paging),
+        audit_log=FirestoreAuditLog(client, collection, timeout),
+    )
+
+
+def google_publisher(settings: OperatorSettings) -> EventPublisher:
+    """A publisher to the configured topic (``PUBSUB_TOPIC`` is required from here on)."""
+    from p0_receiver.adapters.google_errors import translated
+    from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
+
+    topic_path = settings.topic_path
+    with translated("Pub/Sub", "publish_failed"):
+        client = publisher_client()
+    return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
 
 
 T = TypeVar("T")
@@ -127,17 +171,16 @@ def build_webhook(
     clock: Callable[[], datetime] = utc_now,
 ) -> WebhookHandler:
     """Validate configuration now (a bad deploy fails at cold start); connect lazily."""
+    # Imported here: the operator CLI composes from this module too, and needs no Flask.
+    from p0_receiver.http import WebhookHandler
+
     configure_logging()
     try:
         settings = load_settings(environ)
         verifier = build_verifier(settings)
     except ConfigurationError as problem:
         # One searchable line before the crash that stops the instance (and a bad deploy).
-        log_event(
-            "CRITICAL",
-            "p0_configuration_error",
-            {"variable": problem.variable, "problem": problem.problem},
-        )
+        log_event(problem.severity, "p0_configuration_error", problem.log_fields())
         raise
     warn_unpinned_claims(settings)
     policy = DeliveryPolicy(

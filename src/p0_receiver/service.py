@@ -15,18 +15,15 @@ always a replay.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from p0_receiver.errors import (
-    AuthenticationError,
-    AuthFailure,
     DownstreamUnavailableError,
     RequestRejectedError,
     SchemaViolationError,
+    TokenReplayError,
     UnknownEventTypeError,
     UnstorableRecordError,
 )
@@ -39,8 +36,10 @@ from p0_receiver.quarantine import (
     RefusedBody,
 )
 from p0_receiver.record import (
+    AuditRecord,
     PublishStatus,
     RecordField,
+    TokenReuseNote,
     build_audit_record,
     message_attributes,
 )
@@ -49,16 +48,6 @@ from p0_receiver.tokens import TokenVerifier, VerifiedToken
 
 # Even the ``accept`` policy stops somewhere: the ledger entry lists every accepted event.
 MAX_EVENTS_PER_TOKEN = 100
-
-
-class TokenReplayError(AuthenticationError):
-    """A token already accepted with one body came back with another, and policy refused it."""
-
-    def __init__(self, fingerprint: str, first_event_id: str, event_id: str) -> None:
-        super().__init__(AuthFailure.TOKEN_REPLAYED)
-        self.fingerprint = fingerprint
-        self.first_event_id = first_event_id
-        self.event_id = event_id
 
 
 class DeliveryStatus(StrEnum):
@@ -135,11 +124,11 @@ class DeliveryService:
             now=now,
         )
         token_reuse = self._check_reuse(token, body, event_id, history, now=now)
-        reuse_field = None
+        reuse_field: TokenReuseNote | None = None
         if event_id != history.first_event_id:
             reuse_field = {"firstEventId": history.first_event_id, "fingerprint": token.fingerprint}
 
-        record: Mapping[str, Any] = build_audit_record(
+        record = build_audit_record(
             notification,
             token,
             received_at=now,
@@ -225,7 +214,7 @@ class DeliveryService:
         return token.signs_deterministically and in_burst
 
     def _create(
-        self, record: Mapping[str, Any], token: VerifiedToken, body: bytes, *, now: datetime
+        self, record: AuditRecord, token: VerifiedToken, body: bytes, *, now: datetime
     ) -> bool:
         try:
             return self._audit_log.create(record)
@@ -254,7 +243,7 @@ class DeliveryService:
 def publish_record(
     audit_log: AuditLog,
     publisher: EventPublisher,
-    record: Mapping[str, Any],
+    record: AuditRecord,
     *,
     now: datetime,
     replay: bool = False,

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import AuthFailure, DownstreamUnavailableError
+from p0_receiver.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
 from p0_receiver.keys import parse_public_keys
+from p0_receiver.record import AuditRecord
 from p0_receiver.service import (
     DeliveryOutcome,
     DeliveryPolicy,
     DeliveryService,
     DeliveryStatus,
-    TokenReplayError,
     publish_record,
 )
 from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
@@ -56,7 +56,7 @@ class World:
         verified = self.service.authenticate(f"Bearer {raw_token or token()}")
         return self.service.accept(verified, body, now=NOW)
 
-    def only_record(self) -> dict[str, object]:
+    def only_record(self) -> AuditRecord:
         (record,) = self.audit.records.values()
         return record
 
@@ -168,7 +168,7 @@ def test_ledger_remembers_token_until_expiry_plus_leeway(world: World) -> None:
 
 def test_failed_replay_leaves_the_record_untouched(world: World) -> None:
     world.deliver()
-    before = dict(world.only_record())
+    before = world.only_record().copy()
     world.publisher.unavailable = True
     with pytest.raises(DownstreamUnavailableError):
         publish_record(world.audit, world.publisher, before, now=NOW, replay=True)
