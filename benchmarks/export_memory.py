@@ -75,6 +75,8 @@ def fill(project: str, count: int) -> float:
             claims={"iss": "https://p0.example", "sub": "p0-notifier", "iat": 0, "exp": 300},
             fingerprint=f"{n:064x}",
             expires_at=at + timedelta(minutes=5),
+            key_thumbprint="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+            key_id="p0-key-1",
         )
         record = build_audit_record(
             parse_notification(body(n, at)), token, received_at=at, retention_days=400

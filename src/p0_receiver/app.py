@@ -1,7 +1,8 @@
 """Composition root: settings, keys and the verifier at cold start; Google clients on first use.
 
 Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``;
-the operator CLI gets its adapters from ``google_audit_backends`` and ``google_publisher``.
+the operator CLI gets its adapters from ``google_audit_backends``, ``google_publisher`` and
+``google_archive``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, Quarantine, TokenLedger
+from p0_receiver.ports import (
+    ArchiveReader,
+    AuditLog,
+    AuditReader,
+    EventPublisher,
+    Quarantine,
+    TokenLedger,
+)
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import OperatorSettings, Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
@@ -100,6 +108,16 @@ def google_publisher(settings: OperatorSettings) -> EventPublisher:
     with translated("Pub/Sub", "publish_failed"):
         client = publisher_client()
     return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
+
+
+def google_archive(settings: OperatorSettings) -> ArchiveReader:
+    """The archive's Avro objects in Cloud Storage (the emulator when its host is set)."""
+    from p0_receiver.adapters.archive import CloudStorageArchive, storage_client
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Cloud Storage", "archive_unavailable"):
+        client = storage_client(settings.project)
+    return CloudStorageArchive(client)
 
 
 T = TypeVar("T")

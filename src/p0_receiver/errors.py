@@ -15,6 +15,7 @@
     |   +-- CredentialsMissingError      no usable Google credentials
     |   +-- MissingIndexError            a query needs a composite index the database lacks
     +-- InternalError                    500: an unexpected exception (a bug), answered as JSON
+    +-- ArchiveFormatError               an archive object is not Avro written with metadata
     +-- ConfigurationError               bad settings; names the variable
 
 Every class declares its HTTP ``status``, ``code``, log ``severity`` and ``outcome``: the HTTP
@@ -288,6 +289,21 @@ class InternalError(ReceiverError):
     status = 500
     code = "internal_error"
     public_message = "internal error"
+
+
+class ArchiveFormatError(ReceiverError):
+    """An archive object that is not an Avro file of a Cloud Storage subscription with
+    metadata: ``audit verify`` cannot vouch for what it cannot read."""
+
+    code = "archive_format"
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(
+            f"{source} is not an archive object written with metadata ({detail}); the "
+            "subscription needs cloud_storage_config.avro_config.write_metadata = true "
+            "(terraform/evidence.tf)"
+        )
+        self.source = source
 
 
 class ConfigurationError(ReceiverError):

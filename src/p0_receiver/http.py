@@ -104,7 +104,7 @@ class WebhookHandler:
             ),
         }
         try:
-            outcome = self._handle(request)
+            outcome = self._handle(request, fields)
         except ReceiverError as error:
             response = error_response(error, retry_after_seconds=self._retry_after_seconds)
             severity = self._describe_failure(error, fields)
@@ -121,11 +121,13 @@ class WebhookHandler:
         log_event(severity, "p0_delivery", fields)
         return response
 
-    def _handle(self, request: flask.Request) -> DeliveryOutcome:
+    def _handle(self, request: flask.Request, fields: dict[str, Any]) -> DeliveryOutcome:
         if request.method != "POST":
             raise MethodNotAllowedError()
         service = self._service()
         token = service.authenticate(request.headers.get("Authorization"))
+        # From here on the line says which configured key verified the token (key rotation).
+        fields.update(keyThumbprint=token.key_thumbprint, keyId=token.key_id)
         _check_content_type(request)
         body = _read_body(request, self._max_body_bytes)
         return service.accept(token, body, now=self._clock())

@@ -8,7 +8,7 @@ algorithm-confusion tokens cannot verify against any configured key.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import jwt
@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from p0_receiver.errors import ConfigurationError
+from p0_receiver.thumbprints import key_thumbprint
 
 VerificationKeyObject: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
@@ -35,6 +36,11 @@ class PublicKey:
     key: VerificationKeyObject
     algorithms: frozenset[str]
     kid: str | None = None
+    # RFC 7638 thumbprint: which key verified a token, whatever form it was configured in.
+    thumbprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "thumbprint", key_thumbprint(self.key))
 
 
 def _algorithms_for(key: object, source: str) -> frozenset[str]:

@@ -1,8 +1,9 @@
-"""Every port of the core: replay ledger, audit log (written and read), quarantine, publisher.
+"""Every port of the core: replay ledger, audit log (written and read), quarantine, publisher,
+and the write-once archive of published messages.
 
-Adapters (``p0_receiver.adapters``) implement them for Firestore and Pub/Sub and raise
-``DownstreamUnavailableError`` for any failure of the backing service; tests use in-memory
-implementations of the same protocols (``tests/fakes.py``).
+Adapters (``p0_receiver.adapters``) implement them for Firestore, Pub/Sub and Cloud Storage
+and raise ``DownstreamUnavailableError`` for any failure of the backing service; tests use
+in-memory implementations of the same protocols (``tests/fakes.py``).
 """
 
 from __future__ import annotations
@@ -95,3 +96,44 @@ class EventPublisher(Protocol):
 
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
         """Publish and wait (bounded); return the message id or raise."""
+
+
+@dataclass(frozen=True)
+class ArchiveLocation:
+    """``gs://BUCKET[/PREFIX]``: where the Cloud Storage subscription writes its objects."""
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> ArchiveLocation:
+        if not uri.startswith("gs://"):
+            raise ValueError(f"{uri!r} is not a gs://BUCKET[/PREFIX] URI")
+        bucket, _, prefix = uri.removeprefix("gs://").partition("/")
+        if not bucket:
+            raise ValueError(f"{uri!r} names no bucket")
+        return cls(bucket, prefix)
+
+    def __str__(self) -> str:
+        return f"gs://{self.bucket}/{self.prefix}"
+
+
+@dataclass(frozen=True)
+class ArchivedMessage:
+    """One message as the Cloud Storage subscription wrote it (Avro with metadata)."""
+
+    message_id: str
+    publish_time: datetime
+    attributes: Mapping[str, str]
+    data: bytes
+    source: str  # the object it was read from
+
+
+class ArchiveReader(Protocol):
+    """Streams archived messages object by object; memory does not grow with the archive."""
+
+    def messages(
+        self, location: ArchiveLocation, *, since: datetime | None, until: datetime
+    ) -> Iterator[ArchivedMessage]:
+        """Messages published in ``[since, until)``. Raises ``DownstreamUnavailableError``
+        when Cloud Storage fails and ``ArchiveFormatError`` for an object it cannot read."""

@@ -66,6 +66,8 @@ class RecordField:
     LAST_RECEIVED_AT: Final = "lastReceivedAt"
     DELIVERY_COUNT: Final = "deliveryCount"
     TOKEN: Final = "token"
+    KEY_THUMBPRINT: Final = "keyThumbprint"
+    KEY_ID: Final = "keyId"
     BODY: Final = "body"
     BODY_SHA256: Final = "bodySha256"
     BODY_BYTES: Final = "bodyBytes"
@@ -130,6 +132,9 @@ class AuditRecord(DerivedFields):
     lastReceivedAt: datetime
     deliveryCount: int
     token: RecordToken
+    # Which configured key verified the token: RFC 7638 thumbprint, and its kid if it has one.
+    keyThumbprint: str
+    keyId: str | None
     body: bytes
     bodySha256: str
     bodyBytes: int
@@ -287,6 +292,8 @@ def build_audit_record(
             "claims": _firestore_safe(token.claims),
             "fingerprint": token.fingerprint,
         },
+        RecordField.KEY_THUMBPRINT: token.key_thumbprint,
+        RecordField.KEY_ID: token.key_id,
         RecordField.BODY: notification.raw,
         RecordField.BODY_SHA256: hashlib.sha256(notification.raw).hexdigest(),
         RecordField.BODY_BYTES: len(notification.raw),

@@ -76,6 +76,10 @@ class VerifiedToken:
     claims: dict[str, Any]
     fingerprint: str
     expires_at: datetime
+    # The configured key whose signature check passed: its RFC 7638 thumbprint and its kid
+    # (None for a key configured without one, e.g. a PEM block).
+    key_thumbprint: str
+    key_id: str | None
 
     @property
     def algorithm(self) -> str:
@@ -184,7 +188,7 @@ class TokenVerifier:
                 claims = self._decode(token, key)
             except jwt.InvalidSignatureError:
                 continue  # rotation: the next configured key may be the signer
-            return self._accept(token, header, claims)
+            return self._accept(token, header, claims, key)
         raise AuthenticationError(AuthFailure.BAD_SIGNATURE)
 
     @property
@@ -226,7 +230,9 @@ class TokenVerifier:
             raise AuthenticationError(AuthFailure.MALFORMED_TOKEN) from exc
         return claims
 
-    def _accept(self, token: str, header: dict[str, Any], claims: dict[str, Any]) -> VerifiedToken:
+    def _accept(
+        self, token: str, header: dict[str, Any], claims: dict[str, Any], key: PublicKey
+    ) -> VerifiedToken:
         for name in ("iss", "sub"):
             if not isinstance(claims[name], str) or not claims[name]:
                 raise AuthenticationError(AuthFailure.MISSING_CLAIM)
@@ -243,4 +249,6 @@ class TokenVerifier:
             claims=dict(claims),
             fingerprint=token_fingerprint(token, header["alg"]),
             expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC),
+            key_thumbprint=key.thumbprint,
+            key_id=key.kid,
         )

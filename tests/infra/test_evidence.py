@@ -6,6 +6,7 @@ import ast
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -14,7 +15,7 @@ pytest.importorskip(
 )
 
 from p0_receiver.auditlog.verify import DEFAULT_LAG, EVENT_ID_ATTRIBUTE
-from p0_receiver.record import message_attributes
+from p0_receiver.record import AuditRecord, message_attributes
 from tests.infra.terraform_model import ROOT, Module, expression, load_module
 
 pytestmark = pytest.mark.infra
@@ -154,7 +155,7 @@ def test_verify_matches_messages_on_an_attribute_the_receiver_sends() -> None:
         "notifierId": "n",
         "receivedAt": datetime(2026, 1, 1, tzinfo=UTC),
     }
-    assert message_attributes(record)[EVENT_ID_ATTRIBUTE] == "e"
+    assert message_attributes(cast("AuditRecord", record))[EVENT_ID_ATTRIBUTE] == "e"
 
 
 def test_firestore_writes_are_attributed(module: Module) -> None:

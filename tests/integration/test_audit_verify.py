@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from p0_receiver.adapters.archive import CloudStorageArchive, storage_client
-from p0_receiver.adapters.firestore import firestore_client
-from p0_receiver.auditlog.firestore import FirestoreAuditReader
-from p0_receiver.auditlog.verify import ArchiveLocation, VerifyReport, verify_archive
+from p0_receiver.adapters.firestore import FirestoreAuditReader, firestore_client
+from p0_receiver.auditlog.verify import VerifyReport, verify_archive
 from p0_receiver.devtools import archive as local_archive
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
 from p0_receiver.events import event_id_for
+from p0_receiver.ports import ArchiveLocation
 from tests.conftest import Stack
 from tests.integration.cli_world import Receiver, tamper
 

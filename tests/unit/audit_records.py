@@ -17,6 +17,8 @@ TOKEN = VerifiedToken(
     claims={"iss": "p0", "sub": "s", "aud": "a", "iat": 1, "exp": 2},
     fingerprint="f" * 64,
     expires_at=NOW,
+    key_thumbprint="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    key_id="k",
 )
 
 

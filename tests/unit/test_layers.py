@@ -19,7 +19,15 @@ TOP = (
 )
 ADAPTERS = "p0_receiver.adapters"
 # Libraries that do I/O or talk to a terminal: only adapters (and the top layers) use them.
-IO_LIBRARIES = ("google", "flask", "functions_framework", "click", "rich", "requests")
+IO_LIBRARIES = (
+    "google",
+    "flask",
+    "functions_framework",
+    "click",
+    "rich",
+    "requests",
+    "fastavro",
+)
 
 
 def _module(path: Path) -> str:

@@ -24,6 +24,8 @@ TOKEN = VerifiedToken(
     claims={"iss": "p0", "sub": "s", "aud": ["a", "b"], "iat": 1, "exp": 2, "x": [[1], [2]]},
     fingerprint="f" * 64,
     expires_at=RECEIVED,
+    key_thumbprint="NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
+    key_id="k",
 )
 P0_TIME = datetime(1994, 10, 21, 10, 30, tzinfo=UTC)
 

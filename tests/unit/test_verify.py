@@ -4,15 +4,13 @@ messages as the publisher sent them, each kind of tampering found, nothing else 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from p0_receiver.auditlog.verify import (
-    ArchivedMessage,
-    ArchiveLocation,
     FindingKind,
     VerifyReport,
     check_message,
@@ -21,11 +19,13 @@ from p0_receiver.auditlog.verify import (
 )
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
 from p0_receiver.keys import parse_public_keys
-from p0_receiver.queries import AUDIT_LIST, QueryShape
+from p0_receiver.ports import ArchivedMessage, ArchiveLocation
+from p0_receiver.record import AuditRecord
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryAuditReader,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -51,36 +51,16 @@ class InMemoryArchive:
                 yield message
 
 
-class InMemoryReader:
-    """The read port over the in-memory audit log (the audit-list shape, as verify uses it)."""
+class CountingReader(InMemoryAuditReader):
+    """The in-memory read port, remembering which records were fetched one by one."""
 
-    def __init__(self, audit: InMemoryAuditLog) -> None:
-        self._audit = audit
+    def __init__(self, audit_log: InMemoryAuditLog) -> None:
+        super().__init__(audit_log)
         self.gets: list[str] = []
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
+    def get(self, event_id: str) -> AuditRecord | None:
         self.gets.append(event_id)
-        record = self._audit.records.get(event_id)
-        return dict(record) if record is not None else None
-
-    def scan(
-        self,
-        shape: QueryShape,
-        *,
-        equals: Mapping[str, str],
-        lower: datetime | None = None,
-        upper: datetime | None = None,
-        limit: int | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        assert shape is AUDIT_LIST
-        assert limit is None
-        for record in self._audit.records.values():
-            received = record["receivedAt"]
-            if all(record.get(k) == v for k, v in equals.items()) and (
-                (lower is None or received >= lower) and (upper is None or received < upper)
-            ):
-                yield {k: record.get(k) for k in fields} if fields else dict(record)
+        return super().get(event_id)
 
 
 class World:
@@ -88,7 +68,7 @@ class World:
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
         self.archive = InMemoryArchive()
-        self.reader = InMemoryReader(self.audit)
+        self.reader = CountingReader(self.audit)
         verifier = TokenVerifier(
             parse_public_keys(keypair().public_pem.decode()),
             TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT),
@@ -214,11 +194,14 @@ def test_replays_are_counted_and_looked_up_once(world: World) -> None:
 
 
 def test_a_received_record_is_not_expected_in_the_archive() -> None:
-    record = {"eventId": "e", "publishStatus": "received", "publishedAt": None}
-    assert check_published_record(record, set(), expected_before=NOW) is None
-    published = {**record, "publishStatus": "published", "publishedAt": NOW}
+    def record(**fields: Any) -> AuditRecord:
+        return cast("AuditRecord", {"eventId": "e", **fields})
+
+    received = record(publishStatus="received", publishedAt=None)
+    assert check_published_record(received, set(), expected_before=NOW) is None
+    published = record(publishStatus="published", publishedAt=NOW)
     assert check_published_record(published, set(), expected_before=NOW) is None
-    earlier = {**published, "publishedAt": NOW - timedelta(seconds=1)}
+    earlier = record(publishStatus="published", publishedAt=NOW - timedelta(seconds=1))
     finding = check_published_record(earlier, set(), expected_before=NOW)
     assert finding is not None
     assert finding.kind is FindingKind.NOT_ARCHIVED

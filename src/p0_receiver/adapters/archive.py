@@ -14,26 +14,14 @@ from typing import IO, Any
 
 import fastavro
 import google.cloud.storage as storage  # noqa: PLR0402 (mypy: untyped namespace)
-from google.api_core import exceptions as google_exceptions
-from google.auth import exceptions as auth_exceptions
 
-from p0_receiver.auditlog.errors import BackendError, CredentialsMissingError, OperatorError
-from p0_receiver.auditlog.verify import ArchivedMessage, ArchiveLocation
+from p0_receiver.adapters.google_errors import translated
+from p0_receiver.errors import ArchiveFormatError
+from p0_receiver.ports import ArchivedMessage, ArchiveLocation
 
 # Each object is read through a window of this size: memory stays flat however big it is.
 READ_CHUNK_BYTES = 1024 * 1024
 _METADATA_FIELDS = ("message_id", "publish_time", "attributes", "data")
-
-
-class ArchiveFormatError(OperatorError):
-    """An object that is not an Avro file of a Cloud Storage subscription with metadata."""
-
-    def __init__(self, source: str, detail: str) -> None:
-        super().__init__(
-            f"{source} is not an archive object written with metadata ({detail}); the "
-            "subscription needs cloud_storage_config.avro_config.write_metadata = true "
-            "(terraform/evidence.tf)"
-        )
 
 
 def storage_client(project: str) -> storage.Client:
@@ -91,7 +79,7 @@ class CloudStorageArchive:
     def messages(
         self, location: ArchiveLocation, *, since: datetime | None, until: datetime
     ) -> Iterator[ArchivedMessage]:
-        try:
+        with translated("Cloud Storage", "archive_unavailable"):
             for blob in self._client.list_blobs(location.bucket, prefix=location.prefix or None):
                 # An object is created after every message in it was published: one created
                 # before the window holds nothing of it.
@@ -105,9 +93,3 @@ class CloudStorageArchive:
                             message.publish_time < until
                         ):
                             yield message
-        except auth_exceptions.GoogleAuthError as exc:
-            raise CredentialsMissingError(f"{type(exc).__name__}: {exc}") from exc
-        except google_exceptions.GoogleAPIError as exc:
-            raise BackendError(
-                "Cloud Storage", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-            ) from exc

@@ -1,11 +1,12 @@
-"""``p0-receiver audit``: query, show, timeline, stats and export the audit log (read only)."""
+"""``p0-receiver audit``: query, show, timeline, stats, export and verify the audit log (read
+only)."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from p0_receiver.auditlog.integrity import IntegrityReport, check_integrity
+from p0_receiver.auditlog.key_usage import KEY_USAGE_FIELDS, key_usage
 from p0_receiver.auditlog.stats import STATS_FIELDS, AuditStats, count_records
+from p0_receiver.auditlog.verify import DEFAULT_LAG, VerifyReport, explain, verify_archive
 from p0_receiver.auditlog.views import query_records, timeline, window
 from p0_receiver.cli.operator import operator_context, operator_errors
-from p0_receiver.cli.options import MOMENT, filter_options, record_filter
+from p0_receiver.cli.options import DURATION, MOMENT, filter_options, record_filter
 from p0_receiver.cli.output import (
     EXPORT_COLUMNS,
     LIST_COLUMNS,
@@ -37,6 +40,7 @@ from p0_receiver.cli.output import (
     tell,
     wide_console,
 )
+from p0_receiver.ports import ArchivedMessage, ArchiveLocation
 from p0_receiver.record import RecordField
 
 
@@ -162,21 +166,49 @@ def _stats_rows(stats: AuditStats) -> Iterator[dict[str, Any]]:
             yield {"dimension": dimension, "key": key, "count": count}
 
 
+KEY_USAGE_COLUMNS = ("keyThumbprint", "keyId", "records", "firstUse", "lastUse")
+
+
 @audit.command()
 @click.option(
     "--since", type=MOMENT, default="7d", show_default=True, help="Window start (inclusive)."
 )
 @click.option("--until", type=MOMENT, help="Window end (exclusive; default now).")
+@click.option(
+    "--by",
+    type=click.Choice(("key",)),
+    help="key: per verifying key (RFC 7638 thumbprint), how many records and first/last use.",
+)
 @format_option()
 @operator_errors
-def stats(since: datetime, until: datetime | None, output_format: str) -> None:
-    """Counts by event type, day (UTC) and publish status over a window of receivedAt."""
+def stats(since: datetime, until: datetime | None, by: str | None, output_format: str) -> None:
+    """Counts by event type, day (UTC) and publish status over a window of receivedAt;
+    with --by key, which key verified the records and when each was first and last used."""
     if until is not None and since >= until:
         raise click.BadParameter("must be later than --since", param_hint="'--until'")
     context = operator_context()
-    result = count_records(window(context.reader(), since=since, until=until, fields=STATS_FIELDS))
     span = {"since": json_safe(since), "until": json_safe(until)}
     out = stdout()
+    if by == "key":
+        uses = key_usage(
+            window(context.reader(), since=since, until=until, fields=KEY_USAGE_FIELDS)
+        )
+        rows = [use.as_row() for use in uses]
+        if output_format == "json":
+            click.echo(json_text({**span, "keys": json_safe(rows)}, indent=2))
+            return
+        if output_format == "table":
+            wide_console(out).print(
+                plain(
+                    f"{sum(use.count for use in uses)} records received {span['since']} .. "
+                    f"{span['until'] or 'now'}, by the key that verified their token"
+                )
+            )
+        with row_writer(output_format, out, KEY_USAGE_COLUMNS) as writer:
+            for row in rows:
+                writer.write(row)
+        return
+    result = count_records(window(context.reader(), since=since, until=until, fields=STATS_FIELDS))
     if output_format == "json":
         click.echo(json_text({**span, "total": result.total, **result.dimensions()}, indent=2))
     elif output_format in ("jsonl", "csv"):
@@ -227,3 +259,113 @@ def export(output_format: str, output: Path | None, force: bool, **options: Any)
         f"exported {writer.count} records ({wanted.describe()})"
         + (f" to {output}" if output else "")
     )
+
+
+FINDING_COLUMNS = ("kind", "eventId", "messageId", "object", "detail")
+
+
+def _archive_location(_ctx: click.Context, _param: click.Parameter, value: str) -> ArchiveLocation:
+    try:
+        return ArchiveLocation.parse(value)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem)) from None
+
+
+def _verify_document(location: ArchiveLocation, report: VerifyReport) -> dict[str, Any]:
+    return {
+        "archive": str(location),
+        "since": json_safe(report.since),
+        "until": json_safe(report.until),
+        "publishedBefore": json_safe(report.expected_before),
+        "ok": report.ok,
+        "counts": report.counts(),
+        "findings": [finding.as_row() for finding in report.findings],
+    }
+
+
+@audit.command()
+@click.option(
+    "--archive",
+    "location",
+    required=True,
+    callback=_archive_location,
+    metavar="gs://BUCKET[/PREFIX]",
+    help="Where the Cloud Storage subscription writes (terraform output archive_uri).",
+)
+@click.option(
+    "--since", type=MOMENT, default="7d", show_default=True, help="Window start (inclusive)."
+)
+@click.option("--until", type=MOMENT, help="Window end (exclusive; default now).")
+@click.option(
+    "--lag",
+    type=DURATION,
+    default=f"{int(DEFAULT_LAG.total_seconds() // 60)}m",
+    show_default=True,
+    help="Records published more recently are not expected in the archive yet.",
+)
+@format_option(choices=("table", "json"))
+@operator_errors
+def verify(
+    location: ArchiveLocation,
+    since: datetime,
+    until: datetime | None,
+    lag: timedelta,
+    output_format: str,
+) -> None:
+    """Check the audit log against the write-once archive of every published message.
+
+    Every archived message of the window must have its record, with the same body, and the
+    record must still agree with that body; every record published in the window must have
+    its archived message. Exits 1 on any mismatch.
+    """
+    context = operator_context()
+    now = context.now()
+    end = until or now
+    if since >= end:
+        raise click.BadParameter("must be later than --since", param_hint="'--until'")
+    with counting_progress("messages") as progress:
+        task = progress.add_task(f"reading {location}", total=None)
+
+        def advance(_message: ArchivedMessage) -> None:
+            progress.advance(task)
+
+        report = verify_archive(
+            context.archive(),
+            context.reader(),
+            location,
+            since=since,
+            until=end,
+            now=now,
+            lag=lag,
+            on_message=advance,
+        )
+    out = stdout()
+    if output_format == "json":
+        click.echo(json_text(_verify_document(location, report), indent=2))
+    else:
+        console = wide_console(out)
+        console.print(
+            plain(
+                f"verified {location}: messages published {json_safe(since)} .. "
+                f"{json_safe(end)}; records published before {json_safe(report.expected_before)}"
+            )
+        )
+        with row_writer("table", out, ("check", "count")) as writer:
+            for name, count in report.counts().items():
+                writer.write({"check": name, "count": count})
+        if report.findings:
+            with row_writer("table", out, FINDING_COLUMNS) as writer:
+                for finding in report.findings:
+                    writer.write(finding.as_row())
+    kinds = sorted({finding.kind for finding in report.findings})
+    if report.ok:
+        tell(
+            "verify: ok (every archived message has its unaltered record, and every published "
+            "record its archived message)"
+        )
+        return
+    tell(
+        f"verify: {len(report.findings)} mismatch(es): "
+        + "; ".join(f"{kind}: {explain(kind)}" for kind in kinds)
+    )
+    raise SystemExit(1)

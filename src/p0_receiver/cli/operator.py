@@ -15,9 +15,15 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from p0_receiver.app import AuditBackends, google_audit_backends, google_publisher, utc_now
+from p0_receiver.app import (
+    AuditBackends,
+    google_archive,
+    google_audit_backends,
+    google_publisher,
+    utc_now,
+)
 from p0_receiver.errors import ConfigurationError, ReceiverError
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher
+from p0_receiver.ports import ArchiveReader, AuditLog, AuditReader, EventPublisher
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 
 
@@ -49,9 +55,11 @@ class OperatorContext:
     clock: Callable[[], datetime] = utc_now
     connect: Callable[[OperatorSettings, int | None], AuditBackends] = google_audit_backends
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
+    connect_archive: Callable[[OperatorSettings], ArchiveReader] = google_archive
     _settings: OperatorSettings | None = None
     _backends: AuditBackends | None = None
     _publisher: EventPublisher | None = None
+    _archive: ArchiveReader | None = None
 
     @property
     def settings(self) -> OperatorSettings:
@@ -74,6 +82,11 @@ class OperatorContext:
         if self._publisher is None:
             self._publisher = self.connect_publisher(self.settings)
         return self._publisher
+
+    def archive(self) -> ArchiveReader:
+        if self._archive is None:
+            self._archive = self.connect_archive(self.settings)
+        return self._archive
 
     def now(self) -> datetime:
         return self.clock()

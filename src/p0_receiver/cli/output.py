@@ -123,12 +123,12 @@ def tell(message: str) -> None:
     stderr_console().print(plain(message))
 
 
-def counting_progress() -> Progress:
+def counting_progress(unit: str = "records") -> Progress:
     """An open-ended progress display on stderr (the total is not known while streaming)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
-        TextColumn("{task.completed} records"),
+        TextColumn(f"{{task.completed}} {unit}"),
         TimeElapsedColumn(),
         console=stderr_console(),
         transient=False,
