@@ -25,6 +25,7 @@ from p0_receiver.errors import (
 )
 from p0_receiver.logs import TRACE_FIELD, log_event, trace_field
 from p0_receiver.quarantine import QuarantineStatus
+from p0_receiver.record import RecordField
 from p0_receiver.service import DeliveryOutcome, DeliveryService
 
 # How many innermost frames the internal-error line names (file, line, function: no values).
@@ -127,7 +128,8 @@ class WebhookHandler:
         service = self._service()
         token = service.authenticate(request.headers.get("Authorization"))
         # From here on the line says which configured key verified the token (key rotation).
-        fields.update(keyThumbprint=token.key_thumbprint, keyId=token.key_id)
+        fields[RecordField.KEY_THUMBPRINT] = token.key_thumbprint
+        fields[RecordField.KEY_ID] = token.key_id
         _check_content_type(request)
         body = _read_body(request, self._max_body_bytes)
         return service.accept(token, body, now=self._clock())

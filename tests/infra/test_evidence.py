@@ -15,7 +15,7 @@ pytest.importorskip(
 )
 
 from p0_receiver.auditlog.verify import DEFAULT_LAG, EVENT_ID_ATTRIBUTE
-from p0_receiver.record import AuditRecord, message_attributes
+from p0_receiver.record import AuditRecord, RecordField, message_attributes
 from tests.infra.terraform_model import ROOT, Module, expression, load_module
 
 pytestmark = pytest.mark.infra
@@ -170,3 +170,13 @@ def test_the_archive_is_an_output_verify_takes(module: Module) -> None:
     value = str(module.outputs["archive_uri"]["value"])
     assert value == "gs://${google_storage_bucket.archive.name}/${local.archive_object_prefix}"
     assert str(module.locals["archive_object_prefix"]).endswith("/")
+
+
+def test_the_key_metric_reads_the_field_the_log_line_writes(module: Module) -> None:
+    metric = module.resources[("google_logging_metric", "accepted_by_key")]
+    assert metric["label_extractors"] == {
+        "key_thumbprint": f"EXTRACT(jsonPayload.{RecordField.KEY_THUMBPRINT})"
+    }
+    log_filter = str(metric["filter"]).replace('\\"', '"')
+    assert 'jsonPayload.outcome="accepted"' in log_filter
+    assert "${local.delivery_log_filter}" in log_filter

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from p0_receiver.app import build_verifier, google_backends
 from p0_receiver.cli import main
 from p0_receiver.cli.operator import OperatorContext
+from p0_receiver.devtools.simulator import DevKeypair
 from p0_receiver.errors import DownstreamUnavailableError
 from p0_receiver.events import event_id_for
 from p0_receiver.service import DeliveryPolicy, DeliveryService
@@ -95,8 +96,11 @@ def preapproval_body(
 class Receiver:
     """The delivery service on the real Firestore and Pub/Sub adapters of a test stack."""
 
-    def __init__(self, stack: Stack, *, topic: str | None = None) -> None:
-        settings = load_settings(stack.function_env(PUBSUB_TOPIC=topic or stack.topic))
+    def __init__(
+        self, stack: Stack, *, topic: str | None = None, public_keys: str | None = None
+    ) -> None:
+        keys = {} if public_keys is None else {"P0_PUBLIC_KEYS": public_keys}
+        settings = load_settings(stack.function_env(PUBSUB_TOPIC=topic or stack.topic, **keys))
         backends = google_backends(settings)
         self._service = DeliveryService(
             build_verifier(settings),
@@ -111,9 +115,9 @@ class Receiver:
             quarantine=backends.quarantine,
         )
 
-    def deliver(self, body: bytes, *, at: datetime) -> str:
+    def deliver(self, body: bytes, *, at: datetime, key: DevKeypair | None = None) -> str:
         """Accept one delivery received at ``at``; a failed publish leaves it 'received'."""
-        verified = self._service.authenticate(f"Bearer {token(jti=uuid.uuid4().hex)}")
+        verified = self._service.authenticate(f"Bearer {token(key, jti=uuid.uuid4().hex)}")
         try:
             return self._service.accept(verified, body, now=at).event_id
         except DownstreamUnavailableError:

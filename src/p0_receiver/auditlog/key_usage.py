@@ -10,12 +10,10 @@ from typing import Any
 
 from p0_receiver.record import RecordField
 
-KEY_THUMBPRINT_FIELD = "keyThumbprint"
-KEY_ID_FIELD = "keyId"
 # Records written before the receiver recorded its key.
 UNKNOWN_KEY = "(not recorded)"
 # The only fields a key-usage scan reads (a projection: bodies never leave Firestore).
-KEY_USAGE_FIELDS = (KEY_THUMBPRINT_FIELD, KEY_ID_FIELD, RecordField.RECEIVED_AT)
+KEY_USAGE_FIELDS = (RecordField.KEY_THUMBPRINT, RecordField.KEY_ID, RecordField.RECEIVED_AT)
 
 
 @dataclass
@@ -28,8 +26,8 @@ class KeyUse:
 
     def as_row(self) -> dict[str, Any]:
         return {
-            "keyThumbprint": self.thumbprint,
-            "keyId": ", ".join(sorted(self.key_ids)) or None,
+            RecordField.KEY_THUMBPRINT: self.thumbprint,
+            RecordField.KEY_ID: ", ".join(sorted(self.key_ids)) or None,
             "records": self.count,
             "firstUse": self.first,
             "lastUse": self.last,
@@ -41,11 +39,11 @@ def key_usage(records: Iterable[Mapping[str, Any]]) -> list[KeyUse]:
     use most recently first."""
     uses: dict[str, KeyUse] = {}
     for record in records:
-        thumbprint = record.get(KEY_THUMBPRINT_FIELD)
+        thumbprint = record.get(RecordField.KEY_THUMBPRINT)
         name = thumbprint if isinstance(thumbprint, str) and thumbprint else UNKNOWN_KEY
         use = uses.setdefault(name, KeyUse(name, set(), 0, None, None))
         use.count += 1
-        kid = record.get(KEY_ID_FIELD)
+        kid = record.get(RecordField.KEY_ID)
         if isinstance(kid, str) and kid:
             use.key_ids.add(kid)
         received = record.get(RecordField.RECEIVED_AT)
