@@ -22,7 +22,7 @@ from p0_receiver.auditlog.views import query_records
 from p0_receiver.errors import SchemaViolationError
 from p0_receiver.events import event_id_for
 from p0_receiver.ports import ArchivedMessage, ArchiveLocation, ArchiveReader, AuditReader
-from p0_receiver.record import AuditRecord, PublishStatus, RecordField
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField, rfc3339
 
 # Objects the Cloud Storage subscription has not closed yet (terraform/evidence.tf closes one
 # every 5 minutes) are not in the bucket: records published this recently are not expected
@@ -136,7 +136,7 @@ def check_published_record(
     return Finding(
         FindingKind.NOT_ARCHIVED,
         event_id,
-        f"{explain(FindingKind.NOT_ARCHIVED)} (published {published_at.isoformat()})",
+        f"{explain(FindingKind.NOT_ARCHIVED)} (published {rfc3339(published_at)})",
     )
 
 

@@ -159,7 +159,8 @@ def send(
 @dev.command("with-emulators", context_settings={"ignore_unknown_options": True})
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def with_emulators(command: tuple[str, ...]) -> None:
-    """Start both emulators, run COMMAND with FIRESTORE/PUBSUB_EMULATOR_HOST set, stop them."""
+    """Start the emulators, run COMMAND with FIRESTORE/PUBSUB/STORAGE_EMULATOR_HOST set, stop
+    them."""
     _stop_on_signals()
     try:
         with running_emulators() as emulator_env:

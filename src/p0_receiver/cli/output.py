@@ -143,7 +143,8 @@ _TABLE_CHUNK = 50
 # Width of tables written to a pipe or file (a terminal uses its own width).
 _PIPED_WIDTH = 240
 _WRAPPED_COLUMNS = frozenset(
-    {RecordField.REASON, RecordField.PERMISSION_NAME, RecordField.APPROVER}
+    # "detail" and "object": audit verify's findings (an explanation, a gs:// object name).
+    {RecordField.REASON, RecordField.PERMISSION_NAME, RecordField.APPROVER, "detail", "object"}
 )
 # A spreadsheet evaluates a cell starting with one of these as a formula (OWASP, "CSV
 # Injection"): such cells get a leading apostrophe, which makes them text.
