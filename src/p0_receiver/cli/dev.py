@@ -192,7 +192,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
     _stop_on_signals()
     keypair = simulator.load_or_create_keypair(dev_dir / "keys")
     try:
-        with running_emulators(dev_dir / "logs") as emulator_env:
+        with running_emulators(dev_dir / "logs", services=("firestore", "pubsub")) as emulator_env:
             os.environ.update(emulator_env)  # this process reads the record and pulls messages
             env = {
                 **emulator_env,
