@@ -104,3 +104,51 @@ resource "google_project_iam_audit_config" "firestore_data_writes" {
 
   depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
+
+# The archive is only evidence if it is complete: a message the subscription cannot write (bucket
+# IAM, a policy change) waits in its backlog. Alert long before the backlog's 31 days run out.
+resource "google_monitoring_alert_policy" "archive_backlog" {
+  project               = var.project_id
+  display_name          = "P0 receiver: messages not reaching the archive (${google_pubsub_subscription.archive.name})"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  severity              = "ERROR"
+
+  conditions {
+    display_name = "Oldest message not yet written to the archive is over an hour old"
+
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND resource.type=\"pubsub_subscription\" AND resource.labels.subscription_id=\"${google_pubsub_subscription.archive.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 3600
+      duration        = "300s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The Cloud Storage subscription writing the events topic into the write-once archive has
+      not written a message for over an hour. Check the subscription's state in the Pub/Sub
+      console (it names the error) and the Pub/Sub service agent's roles on the archive bucket
+      (terraform/evidence.tf). Messages wait in the backlog for 31 days; once they are written,
+      `p0-receiver audit verify --archive "$(terraform output -raw archive_uri)"` confirms the
+      window is complete.
+    EOT
+  }
+
+  depends_on = [google_project_service.enabled["monitoring.googleapis.com"]]
+}

@@ -180,3 +180,18 @@ def test_the_key_metric_reads_the_field_the_log_line_writes(module: Module) -> N
     log_filter = str(metric["filter"]).replace('\\"', '"')
     assert 'jsonPayload.outcome="accepted"' in log_filter
     assert "${local.delivery_log_filter}" in log_filter
+
+
+def test_an_archive_that_stops_being_written_raises_an_alert(module: Module) -> None:
+    policy = module.resources[("google_monitoring_alert_policy", "archive_backlog")]
+    condition = _single(_single(policy, "conditions"), "condition_threshold")
+    log_filter = str(condition["filter"]).replace('\\"', '"')
+    assert 'metric.type="pubsub.googleapis.com/subscription/oldest_unacked_message_age"' in (
+        log_filter
+    )
+    assert "${google_pubsub_subscription.archive.name}" in log_filter
+    backlog = module.resources[("google_pubsub_subscription", "archive")]
+    retention = int(str(backlog["message_retention_duration"]).removesuffix("s"))
+    # Raised long before the backlog's retention drops an unwritten message.
+    assert condition["threshold_value"] * 24 <= retention
+    assert expression(policy["notification_channels"]) == "local.notification_channels"
