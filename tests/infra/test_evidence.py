@@ -193,5 +193,5 @@ def test_an_archive_that_stops_being_written_raises_an_alert(module: Module) -> 
     backlog = module.resources[("google_pubsub_subscription", "archive")]
     retention = int(str(backlog["message_retention_duration"]).removesuffix("s"))
     # Raised long before the backlog's retention drops an unwritten message.
-    assert condition["threshold_value"] * 24 <= retention
+    assert int(str(condition["threshold_value"])) * 24 <= retention
     assert expression(policy["notification_channels"]) == "local.notification_channels"
