@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, Quarantine, TokenLedger
+from p0_receiver.ports import (
+    AuditLog,
+    AuditReader,
+    EventPublisher,
+    FirstDeliveryLog,
+    Quarantine,
+    TokenLedger,
+)
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import OperatorSettings, Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
@@ -34,6 +41,8 @@ class Backends:
     audit_log: AuditLog
     publisher: EventPublisher
     quarantine: Quarantine
+    # Optional: without it every delivery takes the step-by-step path (same semantics).
+    first_delivery: FirstDeliveryLog | None = None
 
 
 def google_backends(settings: Settings) -> Backends:
@@ -41,6 +50,7 @@ def google_backends(settings: Settings) -> Backends:
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
     from p0_receiver.adapters.firestore import (
         FirestoreAuditLog,
+        FirestoreFirstDelivery,
         FirestoreQuarantine,
         FirestoreTokenLedger,
         firestore_client,
@@ -58,6 +68,12 @@ def google_backends(settings: Settings) -> Backends:
             settings.publish_timeout_seconds,
         ),
         quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
+        first_delivery=FirestoreFirstDelivery(
+            client,
+            ledger_collection=settings.token_collection,
+            audit_collection=settings.firestore_collection,
+            timeout_seconds=timeout,
+        ),
     )
 
 
@@ -209,6 +225,7 @@ def build_webhook(
             chosen.publisher,
             policy,
             quarantine=chosen.quarantine,
+            first_delivery=chosen.first_delivery,
         )
 
     return WebhookHandler(

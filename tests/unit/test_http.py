@@ -20,6 +20,7 @@ from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
 from p0_receiver.settings import Settings
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -42,6 +43,7 @@ class Edge:
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
         self.quarantine = InMemoryQuarantine()
+        self.first_delivery = InMemoryFirstDelivery(self.ledger, self.audit)
         handler = build_webhook(
             {
                 "GOOGLE_CLOUD_PROJECT": "acme",
@@ -53,7 +55,11 @@ class Edge:
                 **env,
             },
             backends=backends
-            or (lambda _: Backends(self.ledger, self.audit, self.publisher, self.quarantine)),
+            or (
+                lambda _: Backends(
+                    self.ledger, self.audit, self.publisher, self.quarantine, self.first_delivery
+                )
+            ),
             clock=clock,
         )
         app = flask.Flask("edge")
