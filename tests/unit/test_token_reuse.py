@@ -28,6 +28,7 @@ from p0_receiver.settings import TokenReusePolicy
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -65,6 +66,7 @@ class Receiver:
                 token_burst_seconds=5,
             ),
             quarantine=self.quarantine,
+            first_delivery=InMemoryFirstDelivery(self.ledger, self.audit),
         )
 
     def p0_token(self) -> str:
