@@ -166,7 +166,14 @@ def test_a_message_whose_event_id_is_not_its_data_is_not_ours(world: World) -> N
     (first, _) = world.archive.stored
     forged = ArchivedMessage("99", NOW, first.attributes, b'{"forged": true}', "obj")
     world.archive.stored.append(forged)
-    assert kinds(world.verify()) == [("not_our_message", world.first)]
+    # A typed eventId is never used to look a record up.
+    pathy = ArchivedMessage("98", NOW, {"eventId": "../../other/doc"}, b"{}", "obj")
+    world.archive.stored.append(pathy)
+    assert kinds(world.verify()) == [
+        ("not_our_message", world.first),
+        ("not_our_message", "../../other/doc"),
+    ]
+    assert "../../other/doc" not in world.reader.gets
     unattributed = ArchivedMessage("100", NOW, {}, PREAPPROVAL_CREATED, "obj")
     assert [f.kind for f in check_message(unattributed, None)] == [FindingKind.NOT_OUR_MESSAGE]
 

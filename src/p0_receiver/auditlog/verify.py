@@ -199,7 +199,10 @@ def verify_archive(
         digest = hashlib.sha256(message.data).digest()
         if event_id is not None and seen.get(event_id) == digest:
             continue
-        record = reader.get(event_id) if event_id is not None else None
+        # Only an id the data itself yields is looked up: the attribute is whatever the
+        # publisher typed, and is never used as a document path.
+        ours = event_id is not None and _data_event_id(message.data) == event_id
+        record = reader.get(event_id) if ours and event_id is not None else None
         findings = check_message(message, record)
         report.findings.extend(findings)
         if event_id is not None and all(
