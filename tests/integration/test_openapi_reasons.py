@@ -1,4 +1,4 @@
-"""The 503 reasons openapi.yaml lists are the ones the real adapters raise when their service is down.
+"""The 503 reasons openapi.yaml lists are those the real adapters raise when down.
 
 The reasons are plain strings at each adapter's raise site, so this observes them: the Google
 adapters are pointed at loopback ports where nothing listens and every port call is made.
