@@ -59,9 +59,10 @@ _ERROR_RESPONSES: tuple[tuple[type[ReceiverError], str], ...] = (
     (MalformedJsonError, "Not UTF-8 JSON, duplicate object keys, or NaN/Infinity."),
     (
         AuthenticationError,
-        "The bearer token was refused (checked before the body is read).",
+        "The bearer token was refused. Checked before the body is read, except "
+        "`token_replayed`: a token already used with another body, refused by the reuse policy.",
     ),
-    (MethodNotAllowedError, "Any method but POST."),
+    (MethodNotAllowedError, "Answered to any method but POST."),
     (PayloadTooLargeError, "The body is over MAX_BODY_BYTES."),
     (UnsupportedMediaTypeError, "Content-Type is not application/json (UTF-8)."),
     (
@@ -143,8 +144,10 @@ def notification_schemas() -> dict[str, Any]:
                 "type": "object",
                 "additionalProperties": True,
                 "description": (
-                    "Open: P0 has not published request-event bodies. Any object is accepted; "
-                    f"these fields are lifted into the audit record when present: {lifted}."
+                    "Open: P0 has not published request-event bodies, so any object is "
+                    f"accepted and kept. The receiver knows these optional fields: {lifted} "
+                    "(the record's shapeCheck is `lenient` when those present have the "
+                    "expected types, `unrecognised` otherwise)."
                 ),
             },
             "A request event (`request-created`, `request-approved`, ...).",
@@ -291,6 +294,17 @@ def build_document() -> dict[str, Any]:
                 "file."
             ),
         },
+        "servers": [
+            {
+                "url": "https://{region}-{project}.cloudfunctions.net/{function}",
+                "description": "A deployed gen2 function (terraform output webhook_url).",
+                "variables": {
+                    "region": {"default": "us-central1"},
+                    "project": {"default": "my-project"},
+                    "function": {"default": "p0-receiver"},
+                },
+            }
+        ],
         "paths": {
             "/": {
                 "post": {
