@@ -48,9 +48,11 @@ openapi: venv  ## regenerate openapi.yaml from the models and error classes
 
 FUZZ_EXAMPLES ?= 2000
 FUZZ_SECONDS ?= 900
-fuzz: venv  ## a long schemathesis run on the emulators (FUZZ_EXAMPLES per test, FUZZ_SECONDS cap)
-	P0_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) P0_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m p0_receiver dev \
-	  with-emulators -- $(PY) -m pytest tests/integration/test_fuzz_openapi.py -q
+PROPERTY_SCALE ?= 20
+fuzz: venv  ## long runs: schemathesis (FUZZ_EXAMPLES per test, FUZZ_SECONDS cap), properties x20
+	P0_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) P0_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  P0_PROPERTY_SCALE=$(PROPERTY_SCALE) $(PY) -m p0_receiver dev with-emulators -- \
+	  $(PY) -m pytest tests/integration/test_fuzz_openapi.py tests/unit/test_properties.py -q
 
 clean:  ## remove the venv, caches and local dev state
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,8 +1,12 @@
-"""Properties of the pure core, over generated inputs: the event id, parsing, the fingerprint."""
+"""Properties of the pure core, over generated inputs: the event id, parsing, the fingerprint.
+
+``P0_PROPERTY_SCALE`` multiplies every example count (``make fuzz`` runs them 20 times longer).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +27,7 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MAX_BODY_BYTES: int = Settings.model_fields["max_body_bytes"].default
 POLICY = TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT)
 IJSON = 2**53 - 1
+SCALE = max(1, int(os.environ.get("P0_PROPERTY_SCALE", "1")))
 
 # Names the receiver reads from ``data``: drawn often so that lifting and p0Times get exercised.
 P0_NAMES = (
@@ -126,6 +131,7 @@ def _encode(value: Any, rnd: random.Random) -> str:
 
 
 @given(envelopes, st.randoms(use_true_random=False))
+@settings(max_examples=100 * SCALE, deadline=None)
 def test_event_id_ignores_whitespace_key_order_and_escapes(
     document: dict[str, Any], rnd: random.Random
 ) -> None:
@@ -139,7 +145,7 @@ def test_event_id_ignores_whitespace_key_order_and_escapes(
 
 
 @given(documents, st.booleans())
-@settings(max_examples=300)
+@settings(max_examples=300 * SCALE, deadline=None)
 def test_parse_record_attributes_raise_only_our_400_and_422(
     document: dict[str, Any], strict: bool
 ) -> None:
@@ -196,7 +202,7 @@ def _respell(segment: str, how: str) -> str:
     twin=st.booleans(),
     spellings=st.tuples(*[st.sampled_from(SEGMENT_SPELLINGS)] * 3),
 )
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150 * SCALE, deadline=None)
 def test_every_accepted_spelling_of_a_token_has_its_fingerprint(
     algorithm: str, extra_claims: dict[str, Any], twin: bool, spellings: tuple[str, ...]
 ) -> None:
