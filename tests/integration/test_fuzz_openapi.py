@@ -88,18 +88,21 @@ class Budget:
     started: float = 0.0
     finished: float = 0.0
     sent: int = 0
-    statuses: dict[int, int] | None = None
+    statuses: dict[str, int] | None = None
 
     def open(self) -> bool:
         if not self.started:
             self.started = time.monotonic()
         return time.monotonic() - self.started < self.seconds
 
-    def count(self, status: int) -> None:
+    def count(self, response: schemathesis.Response) -> None:
         self.finished = time.monotonic()
         self.sent += 1
+        outcome = str(response.status_code)
+        if response.status_code in (401, 503):
+            outcome += f" {response.json()['error']['reason']}"
         self.statuses = self.statuses or {}
-        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +147,7 @@ def _send(
         checks=CHECKS,
         timeout=REQUEST_TIMEOUT_SECONDS,
     )
-    budget.count(response.status_code)
+    budget.count(response)
     return response
 
 
