@@ -28,10 +28,10 @@ format: venv  ## apply ruff's formatting and safe fixes
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-test-unit: venv  ## unit and contract tests (no emulators)
+test-unit: venv  ## unit and infra-structure tests (no emulators; the contract tier needs them: `make test`)
 	$(PY) -m pytest -m "not integration and not e2e" -q
 
-check-infra: venv  ## terraform fmt, checkov, cloudbuild.yaml parse and structure (offline)
+check-infra: venv  ## terraform fmt, provider schemas, checkov, cloudbuild.yaml parse and structure (offline)
 	PYTHON=$(PY) bash scripts/check-infra.sh
 
 test: venv lint check-infra  ## everything: lint, infra checks, all tests on fresh emulators

@@ -13,8 +13,9 @@ import functions_framework
 from p0_receiver.app import build_webhook
 
 # Cold start: settings and keys are validated here, so a misconfigured deploy fails to start
-# with a message naming the variable instead of answering requests wrongly.
-_webhook = build_webhook(os.environ)
+# with a message naming the variable instead of answering requests wrongly; the Google clients
+# are built on a background thread meanwhile.
+_webhook = build_webhook(os.environ, warm_up=True)
 
 
 @functions_framework.http

@@ -79,7 +79,7 @@ def fill(project: str, count: int) -> float:
         record = build_audit_record(
             parse_notification(body(n, at)), token, received_at=at, retention_days=400
         )
-        batch.set(collection.document(record["eventId"]), record)
+        batch.set(collection.document(record["eventId"]), dict(record))
         if (n + 1) % BATCH == 0:
             batch.commit()
             batch = client.batch()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from p0_receiver.app import Backends, build_webhook
 from p0_receiver.ports import TokenHistory
 from p0_receiver.quarantine import QuarantineReceipt, QuarantineStatus, RefusedBody
+from p0_receiver.record import AuditRecord
 
 
 class _Ledger:
@@ -36,10 +37,10 @@ class _Ledger:
 
 
 class _AuditLog:
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         return True
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         raise NotImplementedError
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Offline checks of the infrastructure code: terraform fmt, checkov (with the custom policies,
-# which are also proven to fire), the gcloud parse of cloudbuild.yaml and its structural
-# validator. Run from the repository root after the main virtualenv (.venv) exists.
+# Offline checks of the infrastructure code: terraform fmt, the provider-schema check (every
+# block against the real provider schemas), checkov (with the custom policies), the gcloud parse
+# of cloudbuild.yaml and its structural validator; the schema check and the custom policies are
+# also proven to fire on deliberate violations. Run from the repository root after the main virtualenv (.venv) exists.
 # Exits non-zero if any check fails; a check whose tool is absent is skipped, loudly.
 set -uo pipefail
 
@@ -11,7 +12,9 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 CHECKOV_VENV="${CHECKOV_VENV:-.venv-checkov}"
 CHECKOV_PYTHON="${CHECKOV_PYTHON:-python3}"
 POLICIES="terraform/checkov-policies"
-VIOLATIONS="tests/infra/fixtures/checkov_violations"
+FIXTURES="tests/infra/fixtures"
+VIOLATIONS="$FIXTURES/checkov_violations"
+SCHEMA_VIOLATIONS="$FIXTURES/schema_violations"
 
 failures=()
 skipped=()
@@ -24,14 +27,33 @@ export CHECKPOINT_DISABLE=1
 # --- terraform fmt -----------------------------------------------------------------------------
 step "terraform fmt -check"
 if command -v terraform >/dev/null 2>&1; then
-  if terraform fmt -check -recursive -diff terraform "$VIOLATIONS"; then
+  if terraform fmt -check -recursive -diff terraform "$FIXTURES"; then
     echo "terraform fmt: ok"
   else
-    fail "terraform-fmt (run: terraform fmt -recursive terraform $VIOLATIONS)"
+    fail "terraform-fmt (run: terraform fmt -recursive terraform $FIXTURES)"
   fi
 else
   echo "SKIPPED: terraform is not installed; formatting of terraform/ was NOT checked."
   skipped+=("terraform-fmt")
+fi
+
+# --- provider schemas -------------------------------------------------------------------------
+step "provider schemas (requirements-provider-schema.txt)"
+if ! "$PYTHON" -c "import hcl2" 2>/dev/null; then
+  echo "installing requirements-infra.txt into $(dirname "$(dirname "$PYTHON")")"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt \
+    || fail "requirements-infra-install"
+fi
+"$PYTHON" scripts/check_provider_schema.py terraform || fail "provider-schema"
+# The check must report each deliberate violation, or it is checking nothing.
+out="$("$PYTHON" scripts/check_provider_schema.py "$SCHEMA_VIOLATIONS" 2>&1)"
+found="$(grep -c "^$SCHEMA_VIOLATIONS/" <<<"$out")"
+expected="$(find "$SCHEMA_VIOLATIONS" -name '*.tf' ! -name versions.tf | wc -l)"
+if [ "$found" -eq "$expected" ] && [ "$expected" -gt 0 ]; then
+  echo "schema check reports each of the $expected deliberate violations"
+else
+  echo "$out" >&2
+  fail "provider-schema-violations (reported $found of $expected in $SCHEMA_VIOLATIONS)"
 fi
 
 # --- checkov -----------------------------------------------------------------------------------

@@ -108,6 +108,19 @@ def step_by_id(config: Mapping[str, Any], step_id: str) -> dict[str, Any]:
     raise KeyError(f"no step with id {step_id!r}")
 
 
+def gcloud_args(step: Mapping[str, Any]) -> list[str]:
+    """The arguments gcloud receives from a step: its args when gcloud is the entrypoint, or
+    those after `bash -c SCRIPT NAME` when the script ends in `exec gcloud "$$@" ...`."""
+    args = [str(arg) for arg in step.get("args", [])]
+    if step.get("entrypoint") == "gcloud":
+        return args
+    if step.get("entrypoint") == "bash" and "-c" in args:
+        script_index = args.index("-c") + 1
+        if 'exec gcloud "$$@"' in args[script_index]:
+            return args[script_index + 2 :]
+    raise ValueError(f"step {step.get('id')!r} does not hand its arguments to gcloud")
+
+
 def flag_values(args: Sequence[str], flag: str) -> list[str]:
     """Values of `--flag=value` arguments, in order (`--flag value` is not used in the file)."""
     prefix = f"{flag}="

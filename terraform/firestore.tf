@@ -1,4 +1,5 @@
-# The audit log: system of record for every verified delivery, and the token-replay ledger.
+# The audit log: system of record for every verified delivery; the token-replay ledger; the
+# quarantine of authentic bodies the receiver refused.
 
 resource "google_firestore_database" "audit" {
   count = var.create_firestore_database ? 1 : 0
@@ -60,9 +61,11 @@ locals {
   # 256 KiB). Mirrors p0_receiver.queries.UNINDEXED_FIELDS.
   audit_unindexed_fields = ["body", "token", "reason", "permissionDescription", "p0Times"]
 
-  # TTL fields (p0_receiver.queries.AUDIT_TTL_FIELD / TOKEN_LEDGER_TTL_FIELD).
+  # TTL fields (p0_receiver.queries.AUDIT_TTL_FIELD / TOKEN_LEDGER_TTL_FIELD; the quarantine's
+  # is expireAt, QUARANTINE_RETENTION_DAYS after the body was kept).
   audit_ttl_field        = "expireAt"
   token_ledger_ttl_field = "expiresAt"
+  quarantine_ttl_field   = "expireAt"
 }
 
 resource "google_firestore_index" "audit" {
@@ -81,6 +84,8 @@ resource "google_firestore_index" "audit" {
       order      = fields.value.order
     }
   }
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
 # Single-field index exemptions: an empty index_config removes every automatic index.
@@ -93,6 +98,8 @@ resource "google_firestore_field" "audit_unindexed" {
   field      = each.value
 
   index_config {}
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
 # Retention: Firestore deletes an audit record (typically within 24 h) once expireAt passes.
@@ -106,6 +113,8 @@ resource "google_firestore_field" "audit_ttl" {
 
   ttl_config {}
   index_config {}
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
 # The replay ledger keeps a token's fingerprint only until the token itself expires.
@@ -117,4 +126,19 @@ resource "google_firestore_field" "token_ledger_ttl" {
 
   ttl_config {}
   index_config {}
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
+}
+
+# Quarantined bodies are evidence for an operator, not a record: kept quarantine_retention_days.
+resource "google_firestore_field" "quarantine_ttl" {
+  project    = var.project_id
+  database   = local.audit_database
+  collection = var.firestore_quarantine_collection
+  field      = local.quarantine_ttl_field
+
+  ttl_config {}
+  index_config {}
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }

@@ -26,12 +26,16 @@ resource "google_project_iam_member" "runtime_firestore" {
     description = "Read/write documents in the receiver's Firestore database only."
     expression  = "resource.name == \"projects/${var.project_id}/databases/${local.firestore_database}\""
   }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 resource "google_project_iam_member" "runtime_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = google_service_account.runtime.member
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 resource "google_pubsub_topic_iam_member" "runtime_publisher" {
@@ -70,11 +74,23 @@ resource "google_service_account" "function_builder" {
   depends_on = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
-# Create and update functions (not delete IAM policies or other projects' resources).
+# Create and update the receiver function only. The role also holds permissions on operations
+# and locations (waiting for the deploy, generating the upload URL), which have other resource
+# types: the condition narrows what is a function to the receiver and leaves the rest alone.
+# Where a service does not evaluate resource attributes, resource.type is empty and the grant is
+# the plain role; README.md says so.
 resource "google_project_iam_member" "deployer_functions" {
   project = var.project_id
   role    = "roles/cloudfunctions.developer"
   member  = google_service_account.deployer.member
+
+  condition {
+    title       = "${local.function_name}-only"
+    description = "Functions: the receiver only. Operations and locations: as the role grants."
+    expression  = "resource.type != \"cloudfunctions.googleapis.com/Function\" || resource.name == \"${local.function_resource_name}\""
+  }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 # `--allow-unauthenticated` sets the invoker policy of the function's Cloud Run service, which
@@ -90,12 +106,23 @@ resource "google_project_iam_custom_role" "invoker_policy_admin" {
     "run.services.getIamPolicy",
     "run.services.setIamPolicy",
   ]
+
+  depends_on = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
 resource "google_project_iam_member" "deployer_invoker_policy" {
   project = var.project_id
   role    = google_project_iam_custom_role.invoker_policy_admin.id
   member  = google_service_account.deployer.member
+
+  # Every permission of the role is on a function or a Cloud Run service: the receiver's only.
+  condition {
+    title       = "${local.function_name}-invoker-policy-only"
+    description = "Read and set the IAM policy of the receiver function and its Cloud Run service only."
+    expression  = "(resource.type != \"cloudfunctions.googleapis.com/Function\" || resource.name == \"${local.function_resource_name}\") && (resource.type != \"run.googleapis.com/Service\" || resource.name == \"${local.run_service_resource_name}\")"
+  }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 # Build logs go to Cloud Logging only (cloudbuild.yaml sets CLOUD_LOGGING_ONLY).
@@ -103,6 +130,8 @@ resource "google_project_iam_member" "deployer_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = google_service_account.deployer.member
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 # gcloud checks that the APIs it calls are enabled; consumer can check, never enable.
@@ -110,6 +139,8 @@ resource "google_project_iam_member" "deployer_service_usage" {
   project = var.project_id
   role    = "roles/serviceusage.serviceUsageConsumer"
   member  = google_service_account.deployer.member
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 # The deploy attaches these two identities to the function (actAs), nothing else.
@@ -146,12 +177,23 @@ resource "google_project_iam_member" "builder_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
   member  = google_service_account.function_builder.member
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
+# Push the function's image to the region's gcf-artifacts repository only.
 resource "google_project_iam_member" "builder_artifact_writer" {
   project = var.project_id
   role    = "roles/artifactregistry.writer"
   member  = google_service_account.function_builder.member
+
+  condition {
+    title       = "gcf-artifacts-only"
+    description = "Artifact Registry: the Cloud Run functions repository of this region (and what it holds) only."
+    expression  = "resource.service != \"artifactregistry.googleapis.com\" || resource.name.startsWith(\"${local.artifact_repository_name}\")"
+  }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
 # Only the buckets Cloud Run functions uploads this region's function sources to.
@@ -165,4 +207,6 @@ resource "google_project_iam_member" "builder_reads_function_sources" {
     description = "Cloud Run functions source buckets of this project and region."
     expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-${var.region}\")"
   }
+
+  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }

@@ -20,7 +20,15 @@ locals {
   firestore_database = coalesce(var.firestore_database, "${var.name_prefix}-audit")
   firestore_location = coalesce(var.firestore_location, var.region)
 
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Resource names as IAM conditions see them (iam.tf scopes the deploy roles to these).
+  function_resource_name    = "projects/${var.project_id}/locations/${var.region}/functions/${local.function_name}"
+  run_service_resource_name = "projects/${var.project_id}/locations/${var.region}/services/${local.function_name}"
+  # Cloud Run functions pushes the images it builds to this repository of the region.
+  artifact_repository_name = "projects/${var.project_id}/locations/${var.region}/repositories/gcf-artifacts"
+
+  # Created by google_project_service_identity below, so IAM bindings never name an agent
+  # that does not exist yet on a fresh project.
+  pubsub_service_agent = google_project_service_identity.pubsub.member
 
   required_apis = toset(concat([
     "artifactregistry.googleapis.com",
@@ -38,6 +46,8 @@ locals {
   ], var.enable_bigquery_subscription ? ["bigquery.googleapis.com"] : []))
 }
 
+# Every resource that calls one of these APIs depends on its entry here, directly or through a
+# reference (tests/infra/test_terraform.py walks the graph), so a fresh project applies at once.
 resource "google_project_service" "enabled" {
   for_each = local.required_apis
 
@@ -47,4 +57,15 @@ resource "google_project_service" "enabled" {
   # Other workloads in the project may rely on these APIs: never disable them on destroy.
   disable_on_destroy         = false
   disable_dependent_services = false
+}
+
+# The Pub/Sub service agent is created lazily by Google, often only on first use; binding IAM
+# to it before then fails with "Service account ... does not exist". This creates it now.
+resource "google_project_service_identity" "pubsub" {
+  provider = google-beta
+
+  project = var.project_id
+  service = "pubsub.googleapis.com"
+
+  depends_on = [google_project_service.enabled["pubsub.googleapis.com"]]
 }

@@ -84,7 +84,7 @@ output "build_source_bucket" {
 }
 
 output "cloud_build_substitutions" {
-  description = "The exact --substitutions value for cloudbuild.yaml."
+  description = "The exact --substitutions value for cloudbuild.yaml (`;`-separated with gcloud's ^;^ prefix)."
   value       = local.build_substitutions_flag
 }
 
@@ -94,14 +94,11 @@ output "cloud_build_substitutions_map" {
 }
 
 output "deploy_command" {
-  description = "Pasteable manual deploy, run from the repository root."
-  value = join(" ", [
-    "gcloud builds submit .",
-    "--project=${var.project_id}",
-    "--region=${var.region}",
-    "--config=cloudbuild.yaml",
-    "--service-account=${google_service_account.deployer.id}",
-    "--gcs-source-staging-dir=gs://${google_storage_bucket.build_sources.name}/source",
-    "--substitutions='${local.build_substitutions_flag}'",
-  ])
+  description = "Pasteable manual deploy, run from the repository root. Submitters read the same text from deploy_command_url."
+  value       = local.deploy_command
+}
+
+output "deploy_command_url" {
+  description = "Where submitters without state access read the deploy command: gcloud storage cat URL."
+  value       = "gs://${google_storage_bucket.build_sources.name}/${google_storage_bucket_object.deploy_command.name}"
 }

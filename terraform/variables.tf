@@ -99,6 +99,39 @@ variable "p0_jwt_max_lifetime_seconds" {
   }
 }
 
+variable "p0_jwt_algorithms" {
+  description = "Allow-list of JWT algorithms, comma-separated, e.g. \"RS256\" or \"ES256,EdDSA\" (P0_JWT_ALGORITHMS). Empty: the algorithms of each configured key's type."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.p0_jwt_algorithms == "" || can(regex("^(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA)(,(RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|ES512|EdDSA))*$", var.p0_jwt_algorithms))
+    error_message = "p0_jwt_algorithms must be empty or a comma-separated list (no spaces) of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA."
+  }
+}
+
+variable "p0_token_reuse" {
+  description = "What a token seen again with a different body gets (P0_TOKEN_REUSE): burst accepts and flags deterministic-signature tokens arriving within p0_token_burst_seconds of iat (P0 signs a burst of events with identical tokens), reject refuses and quarantines, accept only flags."
+  type        = string
+  default     = "burst"
+
+  validation {
+    condition     = contains(["burst", "reject", "accept"], var.p0_token_reuse)
+    error_message = "p0_token_reuse must be burst, reject or accept."
+  }
+}
+
+variable "p0_token_burst_seconds" {
+  description = "Seconds after a token's iat within which a reuse counts as one P0 burst under p0_token_reuse = burst (P0_TOKEN_BURST_SECONDS)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.p0_token_burst_seconds >= 0 && var.p0_token_burst_seconds <= 60 && floor(var.p0_token_burst_seconds) == var.p0_token_burst_seconds
+    error_message = "p0_token_burst_seconds must be a whole number from 0 to 60."
+  }
+}
+
 variable "p0_reject_unknown_event_types" {
   description = "Strict mode: reject event types the receiver has no model for (P0_REJECT_UNKNOWN_EVENT_TYPES). Off keeps new P0 events flowing."
   type        = bool
@@ -168,6 +201,39 @@ variable "firestore_token_collection" {
   validation {
     condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.firestore_token_collection))
     error_message = "firestore_token_collection must be 1-100 letters, digits, underscores or hyphens."
+  }
+}
+
+variable "firestore_quarantine_collection" {
+  description = "Collection of quarantined bodies: authentic deliveries the receiver refused (FIRESTORE_QUARANTINE_COLLECTION)."
+  type        = string
+  default     = "p0_quarantine"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,100}$", var.firestore_quarantine_collection))
+    error_message = "firestore_quarantine_collection must be 1-100 letters, digits, underscores or hyphens."
+  }
+}
+
+variable "quarantine_max_per_token" {
+  description = "Most bodies kept in quarantine per token fingerprint; more are refused without being kept (QUARANTINE_MAX_PER_TOKEN)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.quarantine_max_per_token >= 1 && var.quarantine_max_per_token <= 1000 && floor(var.quarantine_max_per_token) == var.quarantine_max_per_token
+    error_message = "quarantine_max_per_token must be a whole number from 1 to 1000."
+  }
+}
+
+variable "quarantine_retention_days" {
+  description = "Days a quarantined body is kept before Firestore's TTL deletes it (QUARANTINE_RETENTION_DAYS)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.quarantine_retention_days >= 1 && var.quarantine_retention_days <= 3650 && floor(var.quarantine_retention_days) == var.quarantine_retention_days
+    error_message = "quarantine_retention_days must be a whole number from 1 to 3650."
   }
 }
 
@@ -271,6 +337,12 @@ variable "concurrency" {
   validation {
     condition     = var.concurrency >= 1 && var.concurrency <= 1000 && floor(var.concurrency) == var.concurrency
     error_message = "concurrency must be a whole number from 1 to 1000."
+  }
+
+  # Gen2 refuses the deploy otherwise ("concurrency > 1 requires cpu >= 1"); fail at plan time.
+  validation {
+    condition     = var.concurrency == 1 || tonumber(var.function_cpu) >= 1
+    error_message = "concurrency above 1 needs function_cpu of at least 1: set concurrency = 1 or function_cpu >= 1."
   }
 }
 

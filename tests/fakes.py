@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
 from p0_receiver.ports import TokenHistory
@@ -16,7 +16,8 @@ from p0_receiver.quarantine import (
     RefusedBody,
     quarantine_entry,
 )
-from p0_receiver.record import PublishStatus, RecordField
+from p0_receiver.queries import QUERY_SHAPES, Direction, QueryShape
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 
 
 class InMemoryTokenLedger:
@@ -41,6 +42,31 @@ class InMemoryTokenLedger:
             raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
         self.entries[fingerprint]["reusedBy"].append(event_id)
         self.entries[fingerprint]["lastReusedAt"] = now
+
+
+class InMemoryFirstDelivery:
+    """Both first writes at once, over the in-memory ledger and audit log (all or nothing)."""
+
+    def __init__(self, ledger: InMemoryTokenLedger, audit: InMemoryAuditLog) -> None:
+        self.ledger = ledger
+        self.audit = audit
+        self.commits = 0
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        if self.ledger.unavailable:
+            raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
+        self.audit._check()  # the same switchable failures as the audit log
+        if self.audit.refuse_as_invalid:
+            raise UnstorableRecordError("InvalidArgument")
+        self.commits += 1
+        event_id = record[RecordField.EVENT_ID]
+        if fingerprint in self.ledger.entries or event_id in self.audit.records:
+            return False
+        self.ledger.remember(fingerprint, event_id, expires_at=expires_at, now=now)
+        self.audit.create(record)
+        return True
 
 
 class InMemoryQuarantine:
@@ -76,7 +102,7 @@ class InMemoryQuarantine:
 
 class InMemoryAuditLog:
     def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, AuditRecord] = {}
         self.unavailable = False
         self.fail_marking = False
         self.refuse_as_invalid = False
@@ -85,22 +111,22 @@ class InMemoryAuditLog:
         if self.unavailable:
             raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
 
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         self._check()
         if self.refuse_as_invalid:
             raise UnstorableRecordError("InvalidArgument")
         event_id = record[RecordField.EVENT_ID]
         if event_id in self.records:
             return False
-        self.records[event_id] = dict(record)
+        self.records[event_id] = record.copy()
         return True
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         self._check()
         record = self.records[event_id]
         record[RecordField.DELIVERY_COUNT] += 1
         record[RecordField.LAST_RECEIVED_AT] = now
-        return dict(record)
+        return record.copy()
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
         self._check()
@@ -136,3 +162,58 @@ class InMemoryPublisher:
         message_id = str(next(self._ids))
         self.messages.append((message_id, data, dict(attributes)))
         return message_id
+
+
+class InMemoryAuditReader:
+    """Reads an ``InMemoryAuditLog`` the way Firestore answers the catalogued queries.
+
+    Only catalogued shapes and their equality fields; documents without the order field are
+    left out (Firestore cannot order them); ties are broken by document id in the shape's
+    direction; the window is ``lower <= order field < upper``. Each scan takes its snapshot
+    when called (like a fetched page): later writes are seen by ``get`` only.
+    """
+
+    def __init__(self, audit_log: InMemoryAuditLog) -> None:
+        self._audit_log = audit_log
+        self.unavailable = False
+
+    def get(self, event_id: str) -> AuditRecord | None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+        record = self._audit_log.records.get(event_id)
+        return None if record is None else record.copy()
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[AuditRecord]:
+        if shape not in QUERY_SHAPES:
+            raise ValueError(f"query shape {shape.name!r} is not in the catalogue")
+        shape.check(equals)
+        if self.unavailable:
+            raise DownstreamUnavailableError("audit_unavailable", detail="Injected")
+        order = shape.order_field
+        stored: list[Mapping[str, Any]] = list(self._audit_log.records.values())
+        matching = [
+            record
+            for record in stored
+            if order in record
+            and all(record.get(name) == value for name, value in equals.items())
+            and (lower is None or record[order] >= lower)
+            and (upper is None or record[order] < upper)
+        ]
+        matching.sort(
+            key=lambda record: (record[order], record[RecordField.EVENT_ID]),
+            reverse=shape.direction is Direction.DESCENDING,
+        )
+        kept = matching if limit is None else matching[:limit]
+        if fields is not None:
+            wanted = {*fields, order}
+            kept = [{k: v for k, v in record.items() if k in wanted} for record in kept]
+        return iter([cast("AuditRecord", dict(record)) for record in kept])

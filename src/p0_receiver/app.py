@@ -1,24 +1,36 @@
 """Composition root: settings, keys and the verifier at cold start; Google clients on first use.
 
-Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``.
+Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``;
+the operator CLI gets its adapters from ``google_audit_backends`` and ``google_publisher``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
-from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
-from p0_receiver.http import WebhookHandler
+from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, EventPublisher, Quarantine, TokenLedger
+from p0_receiver.ports import (
+    AuditLog,
+    AuditReader,
+    EventPublisher,
+    FirstDeliveryLog,
+    Quarantine,
+    TokenLedger,
+)
 from p0_receiver.service import DeliveryPolicy, DeliveryService
-from p0_receiver.settings import Settings, load_settings
+from p0_receiver.settings import OperatorSettings, Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
+
+if TYPE_CHECKING:
+    from p0_receiver.http import WebhookHandler
 
 
 def utc_now() -> datetime:
@@ -31,6 +43,8 @@ class Backends:
     audit_log: AuditLog
     publisher: EventPublisher
     quarantine: Quarantine
+    # Optional: without it every delivery takes the step-by-step path (same semantics).
+    first_delivery: FirstDeliveryLog | None = None
 
 
 def google_backends(settings: Settings) -> Backends:
@@ -38,6 +52,7 @@ def google_backends(settings: Settings) -> Backends:
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
     from p0_receiver.adapters.firestore import (
         FirestoreAuditLog,
+        FirestoreFirstDelivery,
         FirestoreQuarantine,
         FirestoreTokenLedger,
         firestore_client,
@@ -55,7 +70,54 @@ def google_backends(settings: Settings) -> Backends:
             settings.publish_timeout_seconds,
         ),
         quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
+        first_delivery=FirestoreFirstDelivery(
+            client,
+            ledger_collection=settings.token_collection,
+            audit_collection=settings.firestore_collection,
+            timeout_seconds=timeout,
+        ),
     )
+
+
+@dataclass(frozen=True)
+class AuditBackends:
+    """The audit log to read and to repair: what the operator's commands work on."""
+
+    reader: AuditReader
+    audit_log: AuditLog
+
+
+def google_audit_backends(
+    settings: OperatorSettings, page_size: int | None = None
+) -> AuditBackends:
+    """The Firestore reader and writer on one client (the emulator when its host is set)."""
+    from p0_receiver.adapters.firestore import (
+        FirestoreAuditLog,
+        FirestoreAuditReader,
+        firestore_client,
+    )
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Firestore", "audit_unavailable"):
+        client = firestore_client(settings.project, settings.firestore_database)
+    timeout = settings.firestore_timeout_seconds
+    collection = settings.firestore_collection
+    paging = {} if page_size is None else {"page_size": page_size}
+    return AuditBackends(
+        reader=FirestoreAuditReader(client, collection, timeout, **paging),
+        audit_log=FirestoreAuditLog(client, collection, timeout),
+    )
+
+
+def google_publisher(settings: OperatorSettings) -> EventPublisher:
+    """A publisher to the configured topic (``PUBSUB_TOPIC`` is required from here on)."""
+    from p0_receiver.adapters.google_errors import translated
+    from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
+
+    topic_path = settings.topic_path
+    with translated("Pub/Sub", "publish_failed"):
+        client = publisher_client()
+    return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
 
 
 T = TypeVar("T")
@@ -75,6 +137,42 @@ class Lazy(Generic[T]):
                 if self._value is None:
                     self._value = self._build()
         return self._value
+
+    def build_in_background(
+        self,
+        on_failure: Callable[[ReceiverError], None],
+        on_ready: Callable[[float], None] = lambda _: None,
+    ) -> None:
+        """Start building now on a daemon thread; a request that comes first waits for it.
+
+        A deliberate failure (``ReceiverError``) is reported and left for the next call to
+        retry; anything else is a bug and surfaces on the request path as one. ``on_ready``
+        gets the seconds the build took.
+        """
+
+        def build() -> None:
+            started = time.perf_counter()
+            try:
+                self()
+            except ReceiverError as failure:
+                on_failure(failure)
+            else:
+                on_ready(time.perf_counter() - started)
+
+        threading.Thread(target=build, name="warm-up", daemon=True).start()
+
+    def build_after_fork(
+        self,
+        on_failure: Callable[[ReceiverError], None],
+        on_ready: Callable[[float], None] = lambda _: None,
+    ) -> None:
+        """Build in the background in every process forked from this one, never in this one.
+
+        functions-framework imports main.py in gunicorn's master and then forks the workers:
+        a thread or a gRPC channel started before the fork would be copied half-way (a held
+        lock, a dead thread), so each worker warms up its own clients right after the fork.
+        """
+        os.register_at_fork(after_in_child=lambda: self.build_in_background(on_failure, on_ready))
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -125,19 +223,24 @@ def build_webhook(
     *,
     backends: Callable[[Settings], Backends] = google_backends,
     clock: Callable[[], datetime] = utc_now,
+    warm_up: bool = False,
 ) -> WebhookHandler:
-    """Validate configuration now (a bad deploy fails at cold start); connect lazily."""
+    """Validate configuration now (a bad deploy fails at cold start); connect lazily.
+
+    ``warm_up`` makes every worker process forked from this one import and build the Google
+    clients on a background thread as it starts, so a cold instance's first request does not
+    pay for them all by itself.
+    """
+    # Imported here: the operator CLI composes from this module too, and needs no Flask.
+    from p0_receiver.http import WebhookHandler
+
     configure_logging()
     try:
         settings = load_settings(environ)
         verifier = build_verifier(settings)
     except ConfigurationError as problem:
         # One searchable line before the crash that stops the instance (and a bad deploy).
-        log_event(
-            "CRITICAL",
-            "p0_configuration_error",
-            {"variable": problem.variable, "problem": problem.problem},
-        )
+        log_event(problem.severity, "p0_configuration_error", problem.log_fields())
         raise
     warn_unpinned_claims(settings)
     policy = DeliveryPolicy(
@@ -166,10 +269,17 @@ def build_webhook(
             chosen.publisher,
             policy,
             quarantine=chosen.quarantine,
+            first_delivery=chosen.first_delivery,
         )
 
+    service = Lazy(build_service)
+    if warm_up:
+        service.build_after_fork(
+            lambda failure: log_event("WARNING", "p0_warm_up_failed", failure.log_fields()),
+            lambda seconds: log_event("INFO", "p0_warm_up_done", {"ms": round(seconds * 1000)}),
+        )
     return WebhookHandler(
-        Lazy(build_service),
+        service,
         project=settings.project,
         max_body_bytes=settings.max_body_bytes,
         retry_after_seconds=settings.retry_after_seconds,

@@ -16,21 +16,16 @@ from typing import Any
 import flask
 
 from p0_receiver.errors import (
-    AuthenticationError,
-    AuthFailure,
-    DownstreamUnavailableError,
     InternalError,
     MethodNotAllowedError,
     PayloadTooLargeError,
     ReceiverError,
     RequestRejectedError,
-    SchemaViolationError,
-    UnstorableRecordError,
     UnsupportedMediaTypeError,
 )
 from p0_receiver.logs import TRACE_FIELD, log_event, trace_field
 from p0_receiver.quarantine import QuarantineStatus
-from p0_receiver.service import DeliveryOutcome, DeliveryService, TokenReplayError
+from p0_receiver.service import DeliveryOutcome, DeliveryService
 
 # How many innermost frames the internal-error line names (file, line, function: no values).
 _FRAMES_LOGGED = 5
@@ -43,7 +38,6 @@ _QUARANTINE_LINES = {
 }
 
 _JSON = "application/json"
-_REALM = 'Bearer realm="p0-notifications"'
 
 
 def json_response(
@@ -58,23 +52,10 @@ def json_response(
 
 
 def error_response(error: ReceiverError, *, retry_after_seconds: int) -> flask.Response:
-    """The only place an error becomes an HTTP response."""
-    body: dict[str, Any] = {"code": error.code, "message": error.public_message}
-    headers: dict[str, str] = {}
-    if isinstance(error, AuthenticationError):
-        body["reason"] = str(error.reason)
-        # RFC 6750: no error attribute when the request carried no credentials at all.
-        headers["WWW-Authenticate"] = (
-            _REALM
-            if error.reason is AuthFailure.MISSING_TOKEN
-            else f'{_REALM}, error="invalid_token"'
-        )
-    elif isinstance(error, MethodNotAllowedError):
-        headers["Allow"] = "POST"
-    elif isinstance(error, SchemaViolationError):
-        body["violations"] = error.violations
-    elif isinstance(error, DownstreamUnavailableError):
-        body["reason"] = error.reason
+    """The only place an error becomes an HTTP response: what the error class declares."""
+    body = {"code": error.code, "message": error.public_message, **error.response_fields()}
+    headers = error.response_headers()
+    if error.retryable:
         headers["Retry-After"] = str(retry_after_seconds)
     return json_response(error.status, {"error": body}, headers)
 
@@ -193,8 +174,8 @@ class WebhookHandler:
                 "where": where,
             },
         )
-        fields.update(outcome="error", reason=InternalError.code)
-        return "ERROR"
+        fields.update(outcome=InternalError.outcome, reason=InternalError.code)
+        return InternalError.severity
 
     @staticmethod
     def _describe_failure(error: ReceiverError, fields: dict[str, Any]) -> str:
@@ -212,22 +193,9 @@ class WebhookHandler:
                     "quarantineStatus": str(receipt.status),
                 },
             )
-        if isinstance(error, TokenReplayError):
-            log_event(
-                "ALERT",
-                "p0_token_replay",
-                {
-                    TRACE_FIELD: fields[TRACE_FIELD],
-                    "tokenFingerprint": error.fingerprint,
-                    "firstEventId": error.first_event_id,
-                    "rejectedEventId": error.event_id,
-                },
-            )
-        if isinstance(error, DownstreamUnavailableError):
-            fields.update(outcome="unavailable", reason=error.reason, detail=error.detail)
-            return "ERROR"
-        reason = str(error.reason) if isinstance(error, AuthenticationError) else error.code
-        fields.update(outcome="rejected", reason=reason)
-        if isinstance(error, UnstorableRecordError):
-            fields["detail"] = error.detail
-        return "WARNING"
+        alert = error.alert()
+        if alert is not None:
+            severity, event, details = alert
+            log_event(severity, event, {TRACE_FIELD: fields[TRACE_FIELD], **details})
+        fields.update(outcome=error.outcome, **error.log_fields())
+        return error.severity

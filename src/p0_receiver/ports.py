@@ -1,18 +1,20 @@
-"""The ports the delivery service needs: replay ledger, audit log, quarantine and publisher.
+"""Every port of the core: replay ledger, audit log (written and read), quarantine, publisher.
 
 Adapters (``p0_receiver.adapters``) implement them for Firestore and Pub/Sub and raise
 ``DownstreamUnavailableError`` for any failure of the backing service; tests use in-memory
-implementations of the same protocols.
+implementations of the same protocols (``tests/fakes.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
+from p0_receiver.queries import QueryShape
+from p0_receiver.record import AuditRecord
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,10 @@ class TokenLedger(Protocol):
 class AuditLog(Protocol):
     """The system of record: one document per event id."""
 
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         """Atomically create the record; ``False`` if one with its event id already exists."""
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         """Count one more delivery of an existing record and return the stored record."""
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
@@ -53,6 +55,43 @@ class AuditLog(Protocol):
 
     def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
         """Record a failed publish attempt; the status stays ``received``."""
+
+
+class FirstDeliveryLog(Protocol):
+    """The two writes of a new token carrying a new body, as one atomic commit (one round trip).
+
+    Most deliveries are exactly that; when either document already exists, nothing is written
+    and the core falls back to the ledger and audit-log ports one step at a time, which tell a
+    duplicate from a reuse.
+    """
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        """Create the token's ledger entry and the record together; ``False`` if either exists."""
+
+
+class AuditReader(Protocol):
+    """Reads the audit log page by page; memory stays bounded by the page size."""
+
+    def get(self, event_id: str) -> AuditRecord | None:
+        """The stored record, or ``None``."""
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Records matching ``equals`` with ``lower <= order field < upper``, in shape order.
+
+        Only catalogued shapes (``p0_receiver.queries.QUERY_SHAPES``) are accepted; ``fields``
+        projects the records (the order field is always included).
+        """
 
 
 class Quarantine(Protocol):

@@ -77,8 +77,9 @@ REDRIVE_PENDING = QueryShape(
 # Window scans (stats) filter and order on receivedAt alone: single-field index.
 AUDIT_WINDOW = QueryShape("audit-window", (), RecordField.RECEIVED_AT, Direction.DESCENDING)
 
-# Every query the product issues is built from one of these (p0_receiver.auditlog.reader
-# accepts nothing else); tests/infra proves Terraform declares their indexes.
+# Every query the product issues is built from one of these (the AuditReader port accepts
+# nothing else: see p0_receiver.adapters.firestore); tests/infra proves Terraform declares
+# their indexes.
 QUERY_SHAPES: tuple[QueryShape, ...] = (AUDIT_LIST, AUDIT_TIMELINE, REDRIVE_PENDING, AUDIT_WINDOW)
 
 
@@ -89,7 +90,13 @@ def required_indexes() -> frozenset[IndexSpec]:
 
 # Fields that are never filtered on and would only cost index writes (the body is up to
 # 256 KiB of bytes): Terraform exempts them from single-field indexing.
-UNINDEXED_FIELDS = ("body", "token", "reason", "permissionDescription", "p0Times")
+UNINDEXED_FIELDS = (
+    RecordField.BODY,
+    RecordField.TOKEN,
+    RecordField.REASON,
+    RecordField.PERMISSION_DESCRIPTION,
+    RecordField.P0_TIMES,
+)
 # TTL fields: the audit record's retention and the replay ledger's token expiry.
 AUDIT_TTL_FIELD = RecordField.EXPIRE_AT
 TOKEN_LEDGER_TTL_FIELD = "expiresAt"

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final, NotRequired, TypedDict
 
 from p0_receiver.events import Notification
 from p0_receiver.tokens import VerifiedToken
@@ -27,7 +27,6 @@ _OCCURRED_AT_FIELDS = ("lastUpdatedTimestamp", "createdAt", "requestedTimestamp"
 # "...At" fields, or one huge name, still makes a record Firestore stores (and indexes cheaply).
 _MAX_P0_TIMES = 32
 _MAX_P0_TIME_NAME_CHARS = 64
-TOKEN_REUSE_FIELD = "tokenReuse"
 
 
 class PublishStatus(StrEnum):
@@ -36,28 +35,112 @@ class PublishStatus(StrEnum):
 
 
 class RecordField:
-    """Names of the audit record's fields (Firestore document keys)."""
+    """Names of the audit record's fields (Firestore document keys): the one spelling of each.
 
-    EVENT_ID = "eventId"
-    EVENT_TYPE = "eventType"
-    NOTIFIER_ID = "notifierId"
-    OBJECT_ID = "objectId"
-    PRINCIPAL = "principal"
-    REQUESTOR = "requestor"
-    APPROVER = "approver"
-    PERMISSION_NAME = "permissionName"
-    OCCURRED_AT = "occurredAt"
-    RECEIVED_AT = "receivedAt"
-    LAST_RECEIVED_AT = "lastReceivedAt"
-    DELIVERY_COUNT = "deliveryCount"
-    BODY = "body"
-    PUBLISH_STATUS = "publishStatus"
-    MESSAGE_ID = "messageId"
-    PUBLISHED_AT = "publishedAt"
-    PUBLISH_ATTEMPTS = "publishAttempts"
-    LAST_PUBLISH_ERROR = "lastPublishError"
-    LAST_PUBLISH_ATTEMPT_AT = "lastPublishAttemptAt"
-    EXPIRE_AT = "expireAt"
+    ``AuditRecord`` types the same keys, so mypy rejects a misspelled name wherever a
+    record is indexed with one of these.
+    """
+
+    RECORD_SCHEMA_VERSION: Final = "recordSchemaVersion"
+    EVENT_ID: Final = "eventId"
+    EVENT_TYPE: Final = "eventType"
+    NOTIFIER_ID: Final = "notifierId"
+    NOTIFIER_NAME: Final = "notifierName"
+    SHAPE_CHECK: Final = "shapeCheck"
+    OBJECT_ID: Final = "objectId"
+    PRINCIPAL: Final = "principal"
+    REQUESTOR: Final = "requestor"
+    APPROVER: Final = "approver"
+    APPROVER_NAME: Final = "approverName"
+    APPROVAL_SOURCE: Final = "approvalSource"
+    PERMISSION_NAME: Final = "permissionName"
+    PERMISSION_DESCRIPTION: Final = "permissionDescription"
+    INTEGRATION: Final = "integration"
+    ACCESS: Final = "access"
+    REQUEST_STATUS: Final = "requestStatus"
+    REASON: Final = "reason"
+    P0_TIMES: Final = "p0Times"
+    OCCURRED_AT: Final = "occurredAt"
+    OCCURRED_AT_SOURCE: Final = "occurredAtSource"
+    RECEIVED_AT: Final = "receivedAt"
+    LAST_RECEIVED_AT: Final = "lastReceivedAt"
+    DELIVERY_COUNT: Final = "deliveryCount"
+    TOKEN: Final = "token"
+    BODY: Final = "body"
+    BODY_SHA256: Final = "bodySha256"
+    BODY_BYTES: Final = "bodyBytes"
+    PUBLISH_STATUS: Final = "publishStatus"
+    MESSAGE_ID: Final = "messageId"
+    PUBLISHED_AT: Final = "publishedAt"
+    PUBLISH_ATTEMPTS: Final = "publishAttempts"
+    LAST_PUBLISH_ERROR: Final = "lastPublishError"
+    LAST_PUBLISH_ATTEMPT_AT: Final = "lastPublishAttemptAt"
+    EXPIRE_AT: Final = "expireAt"
+    TOKEN_REUSE: Final = "tokenReuse"
+
+
+class RecordToken(TypedDict):
+    """The verified token as recorded: decoded header and claims, never the token itself."""
+
+    header: Any
+    claims: Any
+    fingerprint: str
+
+
+class TokenReuseNote(TypedDict):
+    """Marks a body accepted under a token an earlier delivery already used."""
+
+    firstEventId: str
+    fingerprint: str
+
+
+class DerivedFields(TypedDict):
+    """The fields that are a function of the body (and of when it was received)."""
+
+    eventId: str
+    eventType: str
+    notifierId: str
+    notifierName: str
+    shapeCheck: str
+    objectId: str | None
+    principal: str | None
+    requestor: str | None
+    approver: str | None
+    approverName: str | None
+    approvalSource: str | None
+    permissionName: str | None
+    permissionDescription: str | None
+    integration: str | None
+    access: str | None
+    requestStatus: str | None
+    reason: str | None
+    p0Times: dict[str, datetime]
+    occurredAt: datetime
+    occurredAtSource: str
+
+
+class AuditRecord(DerivedFields):
+    """One audit document (a public contract: the CLI, Terraform and auditors read it).
+
+    A scan with a projection returns only the fields asked for.
+    """
+
+    recordSchemaVersion: int
+    receivedAt: datetime
+    lastReceivedAt: datetime
+    deliveryCount: int
+    token: RecordToken
+    body: bytes
+    bodySha256: str
+    bodyBytes: int
+    publishStatus: str
+    messageId: str | None
+    publishedAt: datetime | None
+    publishAttempts: int
+    lastPublishError: str | None
+    lastPublishAttemptAt: datetime | None
+    expireAt: NotRequired[datetime]
+    tokenReuse: NotRequired[TokenReuseNote]
 
 
 @dataclass(frozen=True)
@@ -144,7 +227,7 @@ def _firestore_safe(value: Any) -> Any:
     return value
 
 
-def derived_fields(notification: Notification, *, received_at: datetime) -> dict[str, Any]:
+def derived_fields(notification: Notification, *, received_at: datetime) -> DerivedFields:
     """The record's fields that are a function of the body (and of ``received_at``).
 
     The integrity check re-derives them from a stored body with this same function.
@@ -158,24 +241,24 @@ def derived_fields(notification: Notification, *, received_at: datetime) -> dict
         RecordField.EVENT_ID: notification.event_id,
         RecordField.EVENT_TYPE: envelope.eventType,
         RecordField.NOTIFIER_ID: envelope.id,
-        "notifierName": envelope.name,
-        "shapeCheck": str(notification.shape),
+        RecordField.NOTIFIER_NAME: envelope.name,
+        RecordField.SHAPE_CHECK: str(notification.shape),
         RecordField.OBJECT_ID: lifted.object_id,
         RecordField.PRINCIPAL: lifted.principal,
         RecordField.REQUESTOR: lifted.requestor,
         RecordField.APPROVER: lifted.approver,
-        "approverName": lifted.approver_name,
-        "approvalSource": lifted.approval_source,
+        RecordField.APPROVER_NAME: lifted.approver_name,
+        RecordField.APPROVAL_SOURCE: lifted.approval_source,
         RecordField.PERMISSION_NAME: lifted.permission_name,
-        "permissionDescription": lifted.permission_description,
-        "integration": lifted.integration,
-        "access": lifted.access,
-        "requestStatus": lifted.request_status,
-        "reason": lifted.reason,
-        "p0Times": lifted.p0_times,
+        RecordField.PERMISSION_DESCRIPTION: lifted.permission_description,
+        RecordField.INTEGRATION: lifted.integration,
+        RecordField.ACCESS: lifted.access,
+        RecordField.REQUEST_STATUS: lifted.request_status,
+        RecordField.REASON: lifted.reason,
+        RecordField.P0_TIMES: lifted.p0_times,
         # Timelines sort on occurredAt; documents without the field would drop out of them.
         RecordField.OCCURRED_AT: occurred_at or received_at,
-        "occurredAtSource": "p0" if occurred_at else "receivedAt",
+        RecordField.OCCURRED_AT_SOURCE: "p0" if occurred_at else "receivedAt",
     }
 
 
@@ -185,27 +268,28 @@ def build_audit_record(
     *,
     received_at: datetime,
     retention_days: int,
-    token_reuse: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
+    token_reuse: TokenReuseNote | None = None,
+) -> AuditRecord:
     """The Firestore document for a first delivery (``deliveryCount`` 1, status received).
 
     ``token_reuse`` (``firstEventId``, ``fingerprint``) marks a body accepted under a token
     that an earlier delivery already used (see the reuse policy in ``service.py``).
     """
-    record: dict[str, Any] = {
-        "recordSchemaVersion": RECORD_SCHEMA_VERSION,
-        **derived_fields(notification, received_at=received_at),
+    record: AuditRecord = {
+        RecordField.RECORD_SCHEMA_VERSION: RECORD_SCHEMA_VERSION,
+        # mypy cannot see that the optional keys are left out on purpose (set below).
+        **derived_fields(notification, received_at=received_at),  # type: ignore[typeddict-item]
         RecordField.RECEIVED_AT: received_at,
         RecordField.LAST_RECEIVED_AT: received_at,
         RecordField.DELIVERY_COUNT: 1,
-        "token": {
+        RecordField.TOKEN: {
             "header": _firestore_safe(token.header),
             "claims": _firestore_safe(token.claims),
             "fingerprint": token.fingerprint,
         },
         RecordField.BODY: notification.raw,
-        "bodySha256": hashlib.sha256(notification.raw).hexdigest(),
-        "bodyBytes": len(notification.raw),
+        RecordField.BODY_SHA256: hashlib.sha256(notification.raw).hexdigest(),
+        RecordField.BODY_BYTES: len(notification.raw),
         RecordField.PUBLISH_STATUS: str(PublishStatus.RECEIVED),
         RecordField.MESSAGE_ID: None,
         RecordField.PUBLISHED_AT: None,
@@ -216,7 +300,7 @@ def build_audit_record(
     if retention_days > 0:
         record[RecordField.EXPIRE_AT] = received_at + timedelta(days=retention_days)
     if token_reuse is not None:
-        record[TOKEN_REUSE_FIELD] = dict(token_reuse)
+        record[RecordField.TOKEN_REUSE] = token_reuse
     return record
 
 
@@ -225,7 +309,7 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def message_attributes(record: Mapping[str, Any], *, replay: bool = False) -> dict[str, str]:
+def message_attributes(record: AuditRecord, *, replay: bool = False) -> dict[str, str]:
     """Pub/Sub attributes (schema version 1) for a stored audit record."""
     candidates = {
         "eventId": record[RecordField.EVENT_ID],
@@ -238,7 +322,7 @@ def message_attributes(record: Mapping[str, Any], *, replay: bool = False) -> di
     }
     if replay:
         candidates["replay"] = "true"
-    if record.get(TOKEN_REUSE_FIELD):
+    if record.get(RecordField.TOKEN_REUSE):
         candidates["tokenReuse"] = "true"
     return {
         name: value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import hcl2
 import pytest
 
 pytest.importorskip(
@@ -24,12 +25,14 @@ from p0_receiver.queries import (
 from p0_receiver.settings import Settings
 from tests.infra.terraform_model import (
     CLOUDBUILD,
+    ROOT,
     Module,
     expression,
     load_cloudbuild_validator,
     load_module,
     walk,
 )
+from tests.infra.upload_sets import BUILD_IGNORE_FILE
 
 pytestmark = pytest.mark.infra
 
@@ -53,6 +56,12 @@ SETTING_VARIABLES = {
     "FIRESTORE_TIMEOUT_SECONDS": "firestore_timeout_seconds",
     "PUBSUB_PUBLISH_TIMEOUT_SECONDS": "pubsub_publish_timeout_seconds",
     "RETRY_AFTER_SECONDS": "retry_after_seconds",
+    "P0_JWT_ALGORITHMS": "p0_jwt_algorithms",
+    "P0_TOKEN_REUSE": "p0_token_reuse",
+    "P0_TOKEN_BURST_SECONDS": "p0_token_burst_seconds",
+    "FIRESTORE_QUARANTINE_COLLECTION": "firestore_quarantine_collection",
+    "QUARANTINE_MAX_PER_TOKEN": "quarantine_max_per_token",
+    "QUARANTINE_RETENTION_DAYS": "quarantine_retention_days",
 }
 SETTINGS_FROM_RESOURCES = {
     "PUBSUB_TOPIC": "google_pubsub_topic.events",
@@ -88,6 +97,16 @@ DESIGN_RESOURCES = {
     ("google_firestore_field", "audit_unindexed"),
     ("google_firestore_field", "audit_ttl"),
     ("google_firestore_field", "token_ledger_ttl"),
+    ("google_firestore_field", "quarantine_ttl"),
+    ("google_project_service_identity", "pubsub"),
+    ("google_logging_metric", "quarantined"),
+    ("google_logging_metric", "token_reuse_accepted"),
+    ("google_logging_metric", "internal_errors"),
+    ("google_monitoring_alert_policy", "quarantine"),
+    ("google_monitoring_alert_policy", "internal_errors"),
+    ("google_monitoring_alert_policy", "key_secret_version_added"),
+    ("time_sleep", "log_metrics_queryable"),
+    ("google_storage_bucket_object", "deploy_command"),
     ("google_secret_manager_secret", "p0_public_keys"),
     ("google_logging_metric", "rejections"),
     ("google_logging_metric", "publish_failures"),
@@ -112,6 +131,7 @@ DESIGN_OUTPUTS = {
     "deployer_service_account",
     "cloud_build_substitutions",
     "deploy_command",
+    "deploy_command_url",
 }
 
 
@@ -120,9 +140,19 @@ def module() -> Module:
     return load_module()
 
 
+def plain_default(value: object) -> object:
+    """A setting's default as the deploy spells it: an enum's value, None for an empty list."""
+    value = getattr(value, "value", value)
+    if isinstance(value, (str, tuple, list, frozenset, set)) and not value:
+        return None
+    return value
+
+
 def _settings_aliases() -> dict[str, object]:
+    """Every setting the deploy must account for, with the code's default (None: required or
+    unset)."""
     return {
-        str(info.alias): (None if info.is_required() else info.default)
+        str(info.alias): (None if info.is_required() else plain_default(info.default))
         for info in Settings.model_fields.values()
     }
 
@@ -254,6 +284,13 @@ def test_ttl_fields_match_the_record(module: Module) -> None:
     assert expression(ledger["field"]) == "local.token_ledger_ttl_field"
     assert ledger["ttl_config"] == [{}]
 
+    quarantine = module.resources[("google_firestore_field", "quarantine_ttl")]
+    assert expression(quarantine["collection"]) == "var.firestore_quarantine_collection"
+    assert expression(quarantine["field"]) == "local.quarantine_ttl_field"
+    assert module.locals["quarantine_ttl_field"] == "expireAt"
+    assert quarantine["ttl_config"] == [{}]
+    assert quarantine["index_config"] == [{}]
+
 
 def test_unindexed_fields_are_exempt_from_single_field_indexes(module: Module) -> None:
     assert sorted(module.locals["audit_unindexed_fields"]) == sorted(UNINDEXED_FIELDS)
@@ -287,7 +324,13 @@ def test_topic_and_example_subscription(module: Module) -> None:
     ]
     assert expression(agent_publisher["topic"]) == "google_pubsub_topic.dead_letter.name"
     assert expression(agent_publisher["member"]) == "local.pubsub_service_agent"
-    assert "gcp-sa-pubsub.iam.gserviceaccount.com" in module.locals["pubsub_service_agent"]
+    # The agent is declared (google-beta), so its bindings never precede its existence.
+    assert expression(module.locals["pubsub_service_agent"]) == (
+        "google_project_service_identity.pubsub.member"
+    )
+    identity = module.resources[("google_project_service_identity", "pubsub")]
+    assert identity["provider"] == "google-beta"
+    assert identity["service"] == "pubsub.googleapis.com"
     agent_subscriber = module.resources[
         ("google_pubsub_subscription_iam_member", "pubsub_agent_example_subscriber")
     ]
@@ -323,14 +366,55 @@ def test_log_metrics_follow_the_log_contract(module: Module) -> None:
     assert "severity=ALERT" in replay
     assert 'jsonPayload.message="p0_token_replay"' in replay
 
-    referenced = {
-        match
-        for body in module.resources_of("google_monitoring_alert_policy").values()
-        for _, value in walk(body)
-        if isinstance(value, str)
-        for match in re.findall(r"google_logging_metric\.(\w+)\.name", value)
-    }
-    assert referenced == set(metrics)
+    quarantined = text(metrics["quarantined"]["filter"])
+    assert 'jsonPayload.message="p0_quarantined"' in quarantined
+    assert "severity=WARNING" in quarantined
+    assert metrics["quarantined"]["label_extractors"] == {"reason": "EXTRACT(jsonPayload.reason)"}
+    reuse = text(metrics["token_reuse_accepted"]["filter"])
+    assert 'jsonPayload.message="p0_token_reuse_accepted"' in reuse
+    assert "severity=WARNING" in reuse
+    internal = text(metrics["internal_errors"]["filter"])
+    assert 'jsonPayload.message="p0_internal_error"' in internal
+    assert "severity=ERROR" in internal
+
+    # Policies name metrics only through the time_sleep that waits for them to be queryable.
+    sleep = module.resources[("time_sleep", "log_metrics_queryable")]
+    triggers = {key: expression(value) for key, value in sleep["triggers"].items()}
+    assert triggers == {name: f"google_logging_metric.{name}.name" for name in triggers}
+    policies = module.resources_of("google_monitoring_alert_policy")
+    policy_text = " ".join(str(value) for body in policies.values() for _, value in walk(body))
+    assert re.search(r"google_logging_metric\.\w+\.name", policy_text) is None
+    referenced = set(
+        re.findall(r'time_sleep\.log_metrics_queryable\.triggers\["(\w+)"\]', policy_text)
+    )
+    assert referenced == set(triggers)
+    # A dashboard metric, no alert: P0's own bursts are accepted reuse.
+    assert set(metrics) - referenced == {"token_reuse_accepted"}
+    assert str(sleep["create_duration"]).endswith("s")
+    assert int(str(sleep["create_duration"]).removesuffix("s")) >= 60
+
+
+def test_quarantine_alert_tells_the_operator_what_to_run(module: Module) -> None:
+    policy = module.resources[("google_monitoring_alert_policy", "quarantine")]
+    documentation = _single_block(policy, "documentation")
+    assert "p0-receiver quarantine list" in str(documentation["content"])
+    condition = _single_block(policy, "conditions")
+    threshold = _single_block(condition, "condition_threshold")
+    aggregation = _single_block(threshold, "aggregations")
+    assert aggregation["group_by_fields"] == ["metric.label.reason"]
+
+
+def test_new_key_secret_versions_raise_an_alert(module: Module) -> None:
+    policy = module.resources[("google_monitoring_alert_policy", "key_secret_version_added")]
+    condition = _single_block(policy, "conditions")
+    matched = _single_block(condition, "condition_matched_log")
+    log_filter = str(matched["filter"]).replace('\\"', '"')
+    assert "AddSecretVersion" in log_filter
+    assert "google_secret_manager_secret.p0_public_keys.secret_id" in log_filter
+    assert "cloudaudit.googleapis.com%2Factivity" in log_filter
+    # Log-match conditions are refused without a notification rate limit.
+    strategy = _single_block(policy, "alert_strategy")
+    assert _single_block(strategy, "notification_rate_limit")["period"]
 
 
 def test_variables_are_typed_and_documented(module: Module) -> None:
@@ -398,3 +482,202 @@ def test_every_checkov_skip_gives_its_reason(module: Module) -> None:
                 assert re.search(r"#\s*checkov:skip=[A-Z0-9_]+:\S.{20,}", line), (
                     f"{file_name}: {line.strip()}"
                 )
+
+
+def test_deploy_command_uploads_with_the_build_ignore_file(module: Module) -> None:
+    assert expression(module.outputs["deploy_command"]["value"]) == "local.deploy_command"
+    command = str(module.locals["deploy_command"])
+    assert '"gcloud builds submit ."' in command
+    (ignore_file,) = re.findall(r'"--ignore-file=([^"]+)"', command)
+    assert ignore_file == BUILD_IGNORE_FILE
+    assert (ROOT / ignore_file).is_file()
+
+
+def test_submitters_read_the_deploy_command_without_state(module: Module) -> None:
+    command = module.resources[("google_storage_bucket_object", "deploy_command")]
+    assert expression(command["bucket"]) == "google_storage_bucket.build_sources.name"
+    assert str(command["content"]).startswith("${local.deploy_command}")
+    assert str(module.locals["deploy_command_object"]).startswith("deploy/")
+    # Staged sources expire; the published command does not.
+    bucket = module.resources[("google_storage_bucket", "build_sources")]
+    rule = _single_block(bucket, "lifecycle_rule")
+    assert _single_block(rule, "condition")["matches_prefix"] == ["source/"]
+    assert "source" in str(module.locals["deploy_command"])
+
+
+def test_build_submitters_can_stage_follow_and_bill_a_build(module: Module) -> None:
+    submitter_grants = {
+        (kind, body["role"]): body
+        for (kind, _), body in module.resources.items()
+        if expression(body.get("for_each")) == "toset(var.build_submitters)"
+    }
+    assert set(submitter_grants) == {
+        ("google_project_iam_member", "roles/cloudbuild.builds.editor"),
+        ("google_project_iam_member", "roles/serviceusage.serviceUsageConsumer"),
+        ("google_project_iam_member", "roles/logging.viewer"),
+        ("google_service_account_iam_member", "roles/iam.serviceAccountUser"),
+        # --gcs-source-staging-dir reads the bucket first: storage.buckets.get.
+        ("google_storage_bucket_iam_member", "roles/storage.legacyBucketReader"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectViewer"),
+        ("google_storage_bucket_iam_member", "roles/storage.objectAdmin"),
+    }
+    for (kind, _), body in submitter_grants.items():
+        if kind == "google_storage_bucket_iam_member":
+            assert expression(body["bucket"]) == "google_storage_bucket.build_sources.name"
+    writer = submitter_grants[("google_storage_bucket_iam_member", "roles/storage.objectAdmin")]
+    condition = _single_block(writer, "condition")
+    assert str(condition["expression"]).replace('\\"', '"').endswith('/objects/source/")')
+    acts_as = submitter_grants[
+        ("google_service_account_iam_member", "roles/iam.serviceAccountUser")
+    ]
+    assert expression(acts_as["service_account_id"]) == "google_service_account.deployer.name"
+
+
+def test_deploy_and_build_roles_are_scoped_to_the_receiver(module: Module) -> None:
+    def condition_of(name: str) -> str:
+        body = module.resources[("google_project_iam_member", name)]
+        return str(_single_block(body, "condition")["expression"]).replace('\\"', '"')
+
+    functions = condition_of("deployer_functions")
+    assert 'resource.type != "cloudfunctions.googleapis.com/Function"' in functions
+    assert 'resource.name == "${local.function_resource_name}"' in functions
+    invoker = condition_of("deployer_invoker_policy")
+    assert 'resource.name == "${local.function_resource_name}"' in invoker
+    assert 'resource.name == "${local.run_service_resource_name}"' in invoker
+    artifacts = condition_of("builder_artifact_writer")
+    assert 'resource.name.startsWith("${local.artifact_repository_name}")' in artifacts
+    assert module.locals["function_resource_name"] == (
+        "projects/${var.project_id}/locations/${var.region}/functions/${local.function_name}"
+    )
+    assert module.locals["run_service_resource_name"] == (
+        "projects/${var.project_id}/locations/${var.region}/services/${local.function_name}"
+    )
+    assert str(module.locals["artifact_repository_name"]).endswith("/repositories/gcf-artifacts")
+    # No deploy or build role left project-wide without a condition.
+    for name in ("deployer_functions", "deployer_invoker_policy", "builder_artifact_writer"):
+        assert condition_of(name)
+
+
+# The API each resource type calls; a type missing here fails the test below, so a new kind of
+# resource forces a decision.
+API_OF_TYPE = {
+    "google_project_service": None,
+    "time_sleep": None,
+    "google_service_account": "iam.googleapis.com",
+    "google_service_account_iam_member": "iam.googleapis.com",
+    "google_project_iam_custom_role": "iam.googleapis.com",
+    "google_project_iam_member": "cloudresourcemanager.googleapis.com",
+    "google_project_service_identity": "pubsub.googleapis.com",
+    "google_pubsub_topic": "pubsub.googleapis.com",
+    "google_pubsub_subscription": "pubsub.googleapis.com",
+    "google_pubsub_topic_iam_member": "pubsub.googleapis.com",
+    "google_pubsub_subscription_iam_member": "pubsub.googleapis.com",
+    "google_firestore_database": "firestore.googleapis.com",
+    "google_firestore_index": "firestore.googleapis.com",
+    "google_firestore_field": "firestore.googleapis.com",
+    "google_secret_manager_secret": "secretmanager.googleapis.com",
+    "google_secret_manager_secret_iam_member": "secretmanager.googleapis.com",
+    "google_logging_metric": "logging.googleapis.com",
+    "google_monitoring_alert_policy": "monitoring.googleapis.com",
+    "google_monitoring_notification_channel": "monitoring.googleapis.com",
+    "google_storage_bucket": "storage.googleapis.com",
+    "google_storage_bucket_iam_member": "storage.googleapis.com",
+    "google_storage_bucket_object": "storage.googleapis.com",
+    "google_cloudbuild_trigger": "cloudbuild.googleapis.com",
+    "google_bigquery_dataset": "bigquery.googleapis.com",
+    "google_bigquery_table": "bigquery.googleapis.com",
+    "google_bigquery_table_iam_member": "bigquery.googleapis.com",
+}
+_RESOURCE_REFERENCE = re.compile(r"\b((?:google|time)_\w+)\.(\w+)(\[\\?\"([\w.-]+)\\?\"\])?")
+_LOCAL_REFERENCE = re.compile(r"\blocal\.(\w+)")
+
+
+def _apis_reached(module: Module) -> dict[tuple[str, str], set[str]]:
+    """For each resource, the APIs it reaches through references and depends_on, transitively."""
+    all_apis = {api for api in API_OF_TYPE.values() if api}
+
+    def direct(value: object) -> tuple[set[tuple[str, str]], set[str]]:
+        resources: set[tuple[str, str]] = set()
+        apis: set[str] = set()
+        pending = [str(value)]
+        seen_locals: set[str] = set()
+        while pending:
+            text = pending.pop()
+            for kind, name, _, key in _RESOURCE_REFERENCE.findall(text):
+                if kind == "google_project_service" and name == "enabled":
+                    apis |= {key} if key else all_apis
+                elif (kind, name) in module.resources:
+                    resources.add((kind, name))
+            for local in _LOCAL_REFERENCE.findall(text):
+                if local not in seen_locals and local in module.locals:
+                    seen_locals.add(local)
+                    pending.append(str(module.locals[local]))
+        return resources, apis
+
+    edges = {key: direct(body) for key, body in module.resources.items()}
+    reached: dict[tuple[str, str], set[str]] = {}
+
+    def resolve(key: tuple[str, str], stack: frozenset[tuple[str, str]]) -> set[str]:
+        if key in reached:
+            return reached[key]
+        resources, apis = edges[key]
+        total = set(apis)
+        for other in resources - stack - {key}:
+            total |= resolve(other, stack | {key})
+        reached[key] = total
+        return total
+
+    for key in module.resources:
+        resolve(key, frozenset())
+    return reached
+
+
+def test_every_resource_waits_for_the_api_it_calls(module: Module) -> None:
+    unknown = {kind for kind, _ in module.resources} - set(API_OF_TYPE)
+    assert unknown == set(), f"add these types to API_OF_TYPE: {sorted(unknown)}"
+    required_apis = str(module.locals["required_apis"])
+    reached = _apis_reached(module)
+    missing = []
+    for (kind, name), apis in sorted(reached.items()):
+        api = API_OF_TYPE[kind]
+        if api is None:
+            continue
+        assert f'"{api}"' in required_apis, f"{api} is not enabled by google_project_service"
+        if api not in apis:
+            missing.append(f"{kind}.{name} needs {api}")
+    assert missing == []
+
+
+def test_the_api_check_sees_a_missing_dependency(module: Module) -> None:
+    role = module.resources[("google_project_iam_custom_role", "invoker_policy_admin")]
+    stripped = {key: value for key, value in role.items() if key != "depends_on"}
+    broken = Module(
+        resources={
+            **module.resources,
+            ("google_project_iam_custom_role", "invoker_policy_admin"): stripped,
+        },
+        locals=module.locals,
+    )
+    reached = _apis_reached(broken)
+    assert (
+        "iam.googleapis.com"
+        not in reached[("google_project_iam_custom_role", "invoker_policy_admin")]
+    )
+
+
+def test_state_has_a_shared_backend_and_never_enters_the_repository() -> None:
+    example = hcl2.loads(
+        (ROOT / "terraform" / "backend.tf.example").read_text(encoding="utf-8"),
+        serialization_options=hcl2.SerializationOptions(
+            strip_string_quotes=True, explicit_blocks=False, with_comments=False
+        ),
+    )
+    (terraform,) = example["terraform"]
+    (backend,) = terraform["backend"]
+    assert set(backend) == {"gcs"}
+    assert {"bucket", "prefix"} <= set(backend["gcs"])
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    for pattern in (".terraform/", "*.tfstate", "*.tfstate.*", "*.tfvars"):
+        assert pattern in ignored
+    # The examples stay tracked: nothing ignores them.
+    assert not any(line.endswith(".example") for line in ignored)

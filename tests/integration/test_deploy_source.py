@@ -1,7 +1,8 @@
 """The uploaded source alone, with only requirements.txt installed, serves a signed delivery.
 
 Cloud Functions installs requirements.txt and does not install this project, so main.py must
-import the package from the uploaded files as they are.
+import the package from the uploaded files as they are. The files are the ones gcloud's own
+code picks from the build's workspace (tests/infra/upload_sets.py).
 """
 
 from __future__ import annotations
@@ -17,15 +18,18 @@ from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.devtools.simulator import post_delivery
 from p0_receiver.devtools.stack import function_server
 from tests.conftest import Stack
-from tests.deploy_upload import ROOT, uploaded_files
+from tests.infra.upload_sets import ROOT, find_gcloud, function_upload_from_build_workspace
 from tests.support import token
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def test_uploaded_files_in_a_fresh_venv_answer_200(stack: Stack, tmp_path: Path) -> None:
+    gcloud = find_gcloud()
+    if gcloud is None:
+        pytest.skip("the Google Cloud CLI is not installed: the upload set needs gcloud's code")
     source = tmp_path / "upload"
-    for relative in uploaded_files():
+    for relative in function_upload_from_build_workspace(gcloud, tmp_path / "build"):
         target = source / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / relative, target)

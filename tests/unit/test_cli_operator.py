@@ -13,18 +13,19 @@ import pytest
 from click.testing import CliRunner, Result
 from google.api_core import exceptions as google_exceptions
 
+from p0_receiver.adapters.firestore import FirestoreAuditReader
+from p0_receiver.app import AuditBackends, google_audit_backends
 from p0_receiver.auditlog import views
 from p0_receiver.auditlog.filters import RecordFilter, parse_duration, parse_moment
-from p0_receiver.auditlog.firestore import FirestoreAuditReader
 from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext, google_operator_backends
+from p0_receiver.cli.operator import OperatorContext
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.errors import ConfigurationError
 from p0_receiver.events import parse_notification
 from p0_receiver.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
-from p0_receiver.record import build_audit_record
+from p0_receiver.record import AuditRecord, build_audit_record
 from p0_receiver.settings import load_operator_settings, load_settings
 from p0_receiver.tokens import VerifiedToken
 
@@ -113,10 +114,10 @@ class RecordingReader:
     def __init__(self) -> None:
         self.shapes: list[QueryShape] = []
 
-    def get(self, event_id: str) -> dict[str, Any] | None:
+    def get(self, event_id: str) -> AuditRecord | None:
         raise AssertionError(f"unexpected read of {event_id}")
 
-    def scan(self, shape: QueryShape, **_: Any) -> Iterator[dict[str, Any]]:
+    def scan(self, shape: QueryShape, **_: Any) -> Iterator[AuditRecord]:
         self.shapes.append(shape)
         return iter(())
 
@@ -169,7 +170,7 @@ def test_missing_index_names_the_index_and_terraform() -> None:
     )
     context = OperatorContext(
         environ=OPERATOR_ENV,
-        connect=lambda *_: google_operator_backends_with(FakeQuery(failure)),
+        connect=lambda *_: audit_backends_over(FakeQuery(failure)),
     )
     result = run(["audit", "query", "--principal", "a@x", "--type", "request-approved"], context)
     assert result.exit_code == 1
@@ -182,10 +183,8 @@ def test_missing_index_names_the_index_and_terraform() -> None:
     assert "Traceback" not in result.output
 
 
-def google_operator_backends_with(client: FakeQuery) -> Any:
-    from p0_receiver.cli.operator import OperatorBackends
-
-    return OperatorBackends(
+def audit_backends_over(client: FakeQuery) -> Any:
+    return AuditBackends(
         reader=FirestoreAuditReader(client, "audit", 1.0),  # type: ignore[arg-type]
         audit_log=None,  # type: ignore[arg-type]
     )
@@ -212,7 +211,7 @@ def test_unreachable_firestore_fails_with_a_message() -> None:
     environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
     result = run(
         ["audit", "show", "0" * 64],
-        OperatorContext(environ=environ, connect=google_operator_backends),
+        OperatorContext(environ=environ, connect=google_audit_backends),
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
     )
     assert result.exit_code == 1
@@ -228,7 +227,7 @@ def test_a_failed_export_leaves_no_file_behind(tmp_path: Path, force: tuple[str,
     environ = {**OPERATOR_ENV, "FIRESTORE_TIMEOUT_SECONDS": "0.5"}
     result = run(
         ["audit", "export", "--output", str(target), *force],
-        OperatorContext(environ=environ, connect=google_operator_backends),
+        OperatorContext(environ=environ, connect=google_audit_backends),
         FIRESTORE_EMULATOR_HOST=f"127.0.0.1:{free_port()}",
     )
     assert result.exit_code == 1
@@ -253,9 +252,10 @@ NO_P0_TIME = json.dumps({"id": "n", "name": "", "eventType": "x", "data": {"prin
 
 def stored(raw: bytes = REQUEST_APPROVED) -> dict[str, Any]:
     """The record the receiver writes for ``raw``."""
-    return build_audit_record(
-        parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=400
+    record: dict[str, Any] = dict(
+        build_audit_record(parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=400)
     )
+    return record
 
 
 @pytest.mark.parametrize("raw", [PREAPPROVAL_CREATED, REQUEST_APPROVED, NO_P0_TIME.encode()])

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.events import parse_notification
-from p0_receiver.record import build_audit_record, lift_fields, message_attributes, rfc3339
+from p0_receiver.record import (
+    AuditRecord,
+    RecordField,
+    TokenReuseNote,
+    build_audit_record,
+    lift_fields,
+    message_attributes,
+    rfc3339,
+)
 from p0_receiver.tokens import VerifiedToken
 
 RECEIVED = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
@@ -20,7 +28,7 @@ TOKEN = VerifiedToken(
 P0_TIME = datetime(1994, 10, 21, 10, 30, tzinfo=UTC)
 
 
-def record_for(raw: bytes, retention_days: int = 400) -> dict[str, object]:
+def record_for(raw: bytes, retention_days: int = 400) -> AuditRecord:
     return build_audit_record(
         parse_notification(raw), TOKEN, received_at=RECEIVED, retention_days=retention_days
     )
@@ -130,9 +138,16 @@ def test_lifted_times_are_bounded_in_number_and_name_length() -> None:
 
 def test_reuse_flag_is_kept_on_the_record_and_the_message() -> None:
     notification = parse_notification(PREAPPROVAL_CREATED)
-    reuse = {"firstEventId": "a" * 64, "fingerprint": "b" * 64}
+    reuse: TokenReuseNote = {"firstEventId": "a" * 64, "fingerprint": "b" * 64}
     record = build_audit_record(
         notification, TOKEN, received_at=RECEIVED, retention_days=0, token_reuse=reuse
     )
     assert record["tokenReuse"] == reuse
     assert message_attributes(record)["tokenReuse"] == "true"
+
+
+def test_record_field_names_are_exactly_the_typed_record_keys() -> None:
+    names = {value for name, value in vars(RecordField).items() if name.isupper()}
+    assert names == AuditRecord.__required_keys__ | AuditRecord.__optional_keys__
+    record = record_for(PREAPPROVAL_CREATED)
+    assert set(record) == names - {RecordField.TOKEN_REUSE}

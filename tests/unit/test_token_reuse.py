@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import AuthFailure, DownstreamUnavailableError
+from p0_receiver.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.quarantine import QuarantineReason, QuarantineStatus
 from p0_receiver.record import message_attributes
@@ -23,12 +23,12 @@ from p0_receiver.service import (
     DeliveryPolicy,
     DeliveryService,
     DeliveryStatus,
-    TokenReplayError,
 )
 from p0_receiver.settings import TokenReusePolicy
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -66,6 +66,7 @@ class Receiver:
                 token_burst_seconds=5,
             ),
             quarantine=self.quarantine,
+            first_delivery=InMemoryFirstDelivery(self.ledger, self.audit),
         )
 
     def p0_token(self) -> str:

@@ -1,20 +1,20 @@
-"""Firestore adapters: the audit log, the replay ledger and the quarantine.
+"""Firestore adapters: the audit log (written and read), the replay ledger and the quarantine.
 
-Google client types and exceptions stay in this module; any failure leaves it as a
-``DownstreamUnavailableError`` with a stable reason code.
+Google client types stay in this module; any failure leaves it as a
+``DownstreamUnavailableError`` (``adapters.google_errors``) with a stable reason code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 from google.cloud import firestore
 
+from p0_receiver.adapters.google_errors import translated
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
 from p0_receiver.ports import TokenHistory
 from p0_receiver.quarantine import (
@@ -24,8 +24,8 @@ from p0_receiver.quarantine import (
     RefusedBody,
     quarantine_entry,
 )
-from p0_receiver.queries import TOKEN_LEDGER_TTL_FIELD
-from p0_receiver.record import PublishStatus, RecordField
+from p0_receiver.queries import QUERY_SHAPES, TOKEN_LEDGER_TTL_FIELD, Direction, QueryShape
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 
 # The ledger entry's fields: the first event the token carried, and the reuses accepted since.
 _LEDGER_EVENT_ID = "eventId"
@@ -33,9 +33,9 @@ _LEDGER_REUSED_BY = "reusedBy"
 # Concurrent refusals under one token contend for the same entries; Firestore aborts the loser,
 # and the client retries it in place (it keeps its spot in line) up to this many times.
 _QUARANTINE_ATTEMPTS = 10
-
-# Failures that mean "the service did not do it (or we cannot know)": retry later.
-_UNAVAILABLE = (google_exceptions.GoogleAPIError, TimeoutError)
+# Records per page when reading the audit log: memory stays bounded by one page of bodies.
+AUDIT_PAGE_SIZE = 300
+_SERVICE = "Firestore"
 
 
 def firestore_client(project: str, database: str) -> firestore.Client:
@@ -46,14 +46,6 @@ def firestore_client(project: str, database: str) -> firestore.Client:
 def bounded_retry(timeout_seconds: float) -> Retry:
     """Retry transient errors, but never past the request's budget."""
     return Retry(initial=0.05, maximum=1.0, multiplier=2.0, timeout=timeout_seconds)
-
-
-@contextmanager
-def _translated(reason: str) -> Iterator[None]:
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise DownstreamUnavailableError(reason, detail=type(exc).__name__) from exc
 
 
 class FirestoreTokenLedger:
@@ -68,14 +60,10 @@ class FirestoreTokenLedger:
         self, fingerprint: str, event_id: str, *, expires_at: datetime, now: datetime
     ) -> TokenHistory:
         document = self._collection.document(fingerprint)
-        with _translated("ledger_unavailable"):
+        with translated(_SERVICE, "ledger_unavailable"):
             try:
                 document.create(
-                    {
-                        _LEDGER_EVENT_ID: event_id,
-                        "firstSeenAt": now,
-                        TOKEN_LEDGER_TTL_FIELD: expires_at,
-                    },
+                    _ledger_entry(event_id, expires_at=expires_at, now=now),
                     retry=self._retry,
                     timeout=self._timeout,
                 )
@@ -86,12 +74,16 @@ class FirestoreTokenLedger:
         return _history(stored)
 
     def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
-        with _translated("ledger_unavailable"):
+        with translated(_SERVICE, "ledger_unavailable"):
             self._collection.document(fingerprint).update(
                 {_LEDGER_REUSED_BY: firestore.ArrayUnion([event_id]), "lastReusedAt": now},
                 retry=self._retry,
                 timeout=self._timeout,
             )
+
+
+def _ledger_entry(event_id: str, *, expires_at: datetime, now: datetime) -> dict[str, Any]:
+    return {_LEDGER_EVENT_ID: event_id, "firstSeenAt": now, TOKEN_LEDGER_TTL_FIELD: expires_at}
 
 
 def _history(stored: Mapping[str, Any] | None) -> TokenHistory:
@@ -116,9 +108,9 @@ class FirestoreAuditLog:
     def _call(self) -> dict[str, Any]:
         return {"retry": self._retry, "timeout": self._timeout}
 
-    def create(self, record: Mapping[str, Any]) -> bool:
+    def create(self, record: AuditRecord) -> bool:
         document = self._collection.document(record[RecordField.EVENT_ID])
-        with _translated("audit_unavailable"):
+        with translated(_SERVICE, "audit_unavailable"):
             try:
                 document.create(dict(record), **self._call())
             except google_exceptions.AlreadyExists:
@@ -128,9 +120,9 @@ class FirestoreAuditLog:
                 raise UnstorableRecordError(type(exc).__name__) from exc
         return True
 
-    def note_redelivery(self, event_id: str, *, now: datetime) -> Mapping[str, Any]:
+    def note_redelivery(self, event_id: str, *, now: datetime) -> AuditRecord:
         document = self._collection.document(event_id)
-        with _translated("audit_unavailable"):
+        with translated(_SERVICE, "audit_unavailable"):
             document.update(
                 {
                     RecordField.DELIVERY_COUNT: firestore.Increment(1),
@@ -139,13 +131,13 @@ class FirestoreAuditLog:
                 **self._call(),
             )
             snapshot = document.get(**self._call())
-        stored = snapshot.to_dict()
+        stored = cast("AuditRecord | None", snapshot.to_dict())
         if stored is None:  # deleted between the two calls (TTL or an operator): retry later
             raise DownstreamUnavailableError("audit_unavailable")
         return stored
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
-        with _translated("audit_unavailable"):
+        with translated(_SERVICE, "audit_unavailable"):
             self._collection.document(event_id).update(
                 {
                     RecordField.PUBLISH_STATUS: str(PublishStatus.PUBLISHED),
@@ -158,7 +150,7 @@ class FirestoreAuditLog:
             )
 
     def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
-        with _translated("audit_unavailable"):
+        with translated(_SERVICE, "audit_unavailable"):
             self._collection.document(event_id).update(
                 {
                     RecordField.PUBLISH_ATTEMPTS: firestore.Increment(1),
@@ -167,6 +159,47 @@ class FirestoreAuditLog:
                 },
                 **self._call(),
             )
+
+
+class FirestoreFirstDelivery:
+    """The ledger entry and the audit record of a first delivery in one batched commit.
+
+    A batch of ``create`` writes is atomic: if either document exists the commit fails with
+    ``AlreadyExists`` and neither is written.
+    """
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        ledger_collection: str,
+        audit_collection: str,
+        timeout_seconds: float,
+    ) -> None:
+        self._client = client
+        self._ledger = client.collection(ledger_collection)
+        self._audit = client.collection(audit_collection)
+        self._timeout = timeout_seconds
+        self._retry = bounded_retry(timeout_seconds)
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        event_id = record[RecordField.EVENT_ID]
+        batch = self._client.batch()
+        batch.create(
+            self._ledger.document(fingerprint),
+            _ledger_entry(event_id, expires_at=expires_at, now=now),
+        )
+        batch.create(self._audit.document(event_id), dict(record))
+        with translated(_SERVICE, "audit_unavailable"):
+            try:
+                batch.commit(retry=self._retry, timeout=self._timeout)
+            except google_exceptions.AlreadyExists:
+                return False
+            except google_exceptions.InvalidArgument as exc:
+                raise UnstorableRecordError(type(exc).__name__) from exc
+        return True
 
 
 class FirestoreQuarantine:
@@ -211,7 +244,7 @@ class FirestoreQuarantine:
             )
             return QuarantineStatus.STORED
 
-        with _translated("quarantine_unavailable"):
+        with translated(_SERVICE, "quarantine_unavailable"):
             try:
                 status: QuarantineStatus = keep_once(
                     self._client.transaction(max_attempts=_QUARANTINE_ATTEMPTS)
@@ -223,3 +256,85 @@ class FirestoreQuarantine:
                     raise
                 raise DownstreamUnavailableError("quarantine_unavailable", "Aborted") from exc
         return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
+
+
+class FirestoreAuditReader:
+    """Pages through the audit collection with ``start_after`` on the last document.
+
+    Accepts only the catalogued query shapes (``p0_receiver.queries``), so every query it
+    runs has its composite indexes declared in Terraform.
+    """
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        collection: str,
+        timeout_seconds: float,
+        *,
+        page_size: int = AUDIT_PAGE_SIZE,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self._collection = client.collection(collection)
+        self._timeout = timeout_seconds
+        self._retry = bounded_retry(timeout_seconds)
+        self._page_size = page_size
+
+    def get(self, event_id: str) -> AuditRecord | None:
+        with translated(_SERVICE, "audit_unavailable"):
+            snapshot = self._collection.document(event_id).get(
+                retry=self._retry, timeout=self._timeout
+            )
+        return cast("AuditRecord | None", snapshot.to_dict())
+
+    def scan(
+        self,
+        shape: QueryShape,
+        *,
+        equals: Mapping[str, str],
+        lower: datetime | None = None,
+        upper: datetime | None = None,
+        limit: int | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> Iterator[AuditRecord]:
+        if shape not in QUERY_SHAPES:
+            raise ValueError(f"query shape {shape.name!r} is not in the catalogue")
+        shape.check(equals)
+        order = shape.order_field
+        query: Any = self._collection
+        for name in sorted(equals):
+            query = query.where(filter=firestore.FieldFilter(name, "==", equals[name]))
+        if lower is not None:
+            query = query.where(filter=firestore.FieldFilter(order, ">=", lower))
+        if upper is not None:
+            query = query.where(filter=firestore.FieldFilter(order, "<", upper))
+        direction = (
+            firestore.Query.DESCENDING
+            if shape.direction is Direction.DESCENDING
+            else firestore.Query.ASCENDING
+        )
+        query = query.order_by(order, direction=direction)
+        if fields is not None:
+            # The cursor is built from the last document's order field: always fetch it.
+            query = query.select(sorted({*fields, order}))
+        return self._pages(query, shape, tuple(sorted(equals)), limit)
+
+    def _pages(
+        self, query: Any, shape: QueryShape, equals: tuple[str, ...], limit: int | None
+    ) -> Iterator[AuditRecord]:
+        remaining = limit
+        last: Any = None
+        while remaining is None or remaining > 0:
+            size = self._page_size if remaining is None else min(self._page_size, remaining)
+            page = query.limit(size)
+            if last is not None:
+                page = page.start_after(last)
+            with translated(_SERVICE, "audit_unavailable", shape=shape, equals=equals):
+                snapshots = list(page.stream(retry=self._retry, timeout=self._timeout))
+            for snapshot in snapshots:
+                yield cast("AuditRecord", snapshot.to_dict())  # a query's documents exist
+            if len(snapshots) < size:
+                return
+            last = snapshots[-1]
+            if remaining is not None:
+                remaining -= len(snapshots)

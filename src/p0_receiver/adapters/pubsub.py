@@ -14,7 +14,7 @@ from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.pubsub_v1 import PublisherClient, PubsubMessage
 
-from p0_receiver.errors import DownstreamUnavailableError
+from p0_receiver.adapters.google_errors import translated
 
 # The codes the Pub/Sub client libraries retry a publish on (its service config).
 _RETRYABLE = if_exception_type(
@@ -50,14 +50,12 @@ class PubSubPublisher:
 
     def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
         message = PubsubMessage(data=data, attributes=dict(attributes))
-        try:
+        with translated("Pub/Sub", "publish_failed"):
             response = self._client.publish(
                 topic=self._topic_path,
                 messages=[message],
                 retry=self._retry,
                 timeout=self._timeout,
             )
-        except (google_exceptions.GoogleAPIError, TimeoutError) as exc:
-            raise DownstreamUnavailableError("publish_failed", detail=type(exc).__name__) from exc
         (message_id,) = response.message_ids
         return str(message_id)

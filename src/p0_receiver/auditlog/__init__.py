@@ -1,5 +1,5 @@
-"""The audit log's read path: queries built from the catalogue, integrity checks, statistics.
+"""The audit log's pure read logic: the operator's questions, filters, integrity, statistics.
 
-What the operator CLI uses to query, explain and repair the audit log; the write path (the
-receiver) lives in ``p0_receiver.service`` and ``p0_receiver.adapters``.
+Reading goes through the ``AuditReader`` port (``p0_receiver.ports``); its Firestore
+adapter is in ``p0_receiver.adapters.firestore``. Repairs are ``p0_receiver.repair``.
 """

@@ -63,7 +63,7 @@ def check_integrity(record: Mapping[str, Any]) -> IntegrityReport:
         return IntegrityReport(False, False, False, (), ("the record has no stored body",))
     raw = bytes(body)
     problems: list[str] = []
-    digest_ok = hashlib.sha256(raw).hexdigest() == record.get("bodySha256")
+    digest_ok = hashlib.sha256(raw).hexdigest() == record.get(RecordField.BODY_SHA256)
     if not digest_ok:
         problems.append("the body no longer hashes to bodySha256")
     try:

@@ -1,4 +1,4 @@
-"""The read port and the operator's questions as functions of it (query, timeline, pending).
+"""The operator's questions as functions of the ``AuditReader`` port (query, timeline, pending).
 
 Every question is answered by a shape from ``p0_receiver.queries``; the reader refuses any
 other query, so Terraform's indexes cover everything the CLI can ask.
@@ -6,43 +6,23 @@ other query, so Terraform's indexes cover everything the CLI can ask.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
 
 from p0_receiver.auditlog.filters import RecordFilter
+from p0_receiver.ports import AuditReader
 from p0_receiver.queries import (
     AUDIT_LIST,
     AUDIT_TIMELINE,
     AUDIT_WINDOW,
     REDRIVE_PENDING,
-    QueryShape,
 )
-from p0_receiver.record import PublishStatus, RecordField
-
-
-class AuditReader(Protocol):
-    """Reads the audit collection page by page; memory stays bounded by the page size."""
-
-    def get(self, event_id: str) -> dict[str, Any] | None:
-        """The stored record, or ``None``."""
-
-    def scan(
-        self,
-        shape: QueryShape,
-        *,
-        equals: Mapping[str, str],
-        lower: datetime | None = None,
-        upper: datetime | None = None,
-        limit: int | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        """Records matching ``equals`` with ``lower <= order field < upper``, in shape order."""
+from p0_receiver.record import AuditRecord, PublishStatus, RecordField
 
 
 def query_records(
     reader: AuditReader, wanted: RecordFilter, *, fields: Sequence[str] | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """The audit log filtered, newest first."""
     return reader.scan(
         AUDIT_LIST,
@@ -54,14 +34,14 @@ def query_records(
     )
 
 
-def timeline(reader: AuditReader, object_id: str) -> Iterator[dict[str, Any]]:
+def timeline(reader: AuditReader, object_id: str) -> Iterator[AuditRecord]:
     """Every event about one P0 request or pre-approval, in P0's time order."""
     return reader.scan(AUDIT_TIMELINE, equals={RecordField.OBJECT_ID: object_id})
 
 
 def pending_records(
     reader: AuditReader, *, received_before: datetime, limit: int | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """Records still ``received`` (not known to be on the topic), newest first."""
     return reader.scan(
         REDRIVE_PENDING,
@@ -77,6 +57,6 @@ def window(
     since: datetime | None,
     until: datetime | None,
     fields: Sequence[str] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditRecord]:
     """Everything received in a window (optionally only some fields), newest first."""
     return reader.scan(AUDIT_WINDOW, equals={}, lower=since, upper=until, fields=fields)

@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.panel import Panel
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from p0_receiver.auditlog.integrity import IntegrityReport, check_integrity
 from p0_receiver.auditlog.stats import STATS_FIELDS, AuditStats, count_records
 from p0_receiver.auditlog.views import query_records, timeline, window
-from p0_receiver.cli.formats import (
+from p0_receiver.cli.operator import operator_context, operator_errors
+from p0_receiver.cli.options import MOMENT, filter_options, record_filter
+from p0_receiver.cli.output import (
     EXPORT_COLUMNS,
     LIST_COLUMNS,
     TIMELINE_COLUMNS,
     cell,
+    counting_progress,
     format_option,
+    json_panel_text,
+    json_safe,
+    json_text,
+    output_stream,
+    plain,
     record_writer,
+    row_writer,
+    stdout,
+    tell,
     wide_console,
 )
-from p0_receiver.cli.operator import operator_context, operator_errors
-from p0_receiver.cli.options import MOMENT, filter_options, record_filter
-from p0_receiver.cli.render import json_panel_text, json_safe, json_text, plain
 from p0_receiver.record import RecordField
-
-
-def _stdout() -> TextIO:
-    return sys.stdout
-
-
-def _stderr_console() -> Console:
-    # Messages quote filter values and Google's error text: plain text, never markup.
-    return Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
-
-
-def counting_progress() -> Progress:
-    """An open-ended progress display on stderr (the total is not known while streaming)."""
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("{task.completed} records"),
-        TimeElapsedColumn(),
-        console=_stderr_console(),
-        transient=False,
-    )
 
 
 @click.group()
@@ -74,11 +56,11 @@ def query(output_format: str, **options: Any) -> None:
     """
     wanted = record_filter(options)
     context = operator_context()
-    with record_writer(output_format, _stdout(), LIST_COLUMNS) as writer:
+    with record_writer(output_format, stdout(), LIST_COLUMNS) as writer:
         for record in query_records(context.reader(), wanted):
             writer.write(record)
     if writer.count == 0 and output_format == "table":
-        _stderr_console().print(plain(f"no records match ({wanted.describe()})"))
+        tell(f"no records match ({wanted.describe()})")
 
 
 audit.add_command(query, "list")
@@ -93,9 +75,11 @@ def _integrity_line(report: IntegrityReport) -> str:
     return "integrity: WARNING " + "; ".join(report.problems)
 
 
-def _show_document(record: dict[str, Any], report: IntegrityReport) -> dict[str, Any]:
-    token = record.get("token") or {}
-    shown = json_safe(dict(sorted((k, v) for k, v in record.items() if k not in ("body", "token"))))
+def _show_document(record: Mapping[str, Any], report: IntegrityReport) -> dict[str, Any]:
+    # Any stored document, however it was edited: a missing token or body is shown as such.
+    token = record.get(RecordField.TOKEN) or {}
+    hidden = (RecordField.BODY, RecordField.TOKEN)
+    shown = json_safe(dict(sorted((k, v) for k, v in record.items() if k not in hidden)))
     try:
         body: Any = json.loads(bytes(record.get(RecordField.BODY) or b""))
     except ValueError:
@@ -139,7 +123,7 @@ def show(event_id: str, raw: bool, output_format: str) -> None:
     if output_format == "json":
         click.echo(json_text(document, indent=2))
     else:
-        console = wide_console(_stdout())
+        console = wide_console(stdout())
         fields = Table(box=None, show_header=False, pad_edge=False)
         fields.add_column(style="bold")
         fields.add_column(overflow="fold")
@@ -154,7 +138,7 @@ def show(event_id: str, raw: bool, output_format: str) -> None:
         console.print(plain(_integrity_line(report)), style=None if report.ok else "bold red")
     if not report.ok:
         if output_format == "json":
-            _stderr_console().print(plain(_integrity_line(report)))
+            tell(_integrity_line(report))
         raise SystemExit(1)
 
 
@@ -165,11 +149,11 @@ def show(event_id: str, raw: bool, output_format: str) -> None:
 def timeline_command(object_id: str, output_format: str) -> None:
     """Every event about one P0 request or pre-approval (data.id), in P0's time order."""
     context = operator_context()
-    with record_writer(output_format, _stdout(), TIMELINE_COLUMNS) as writer:
+    with record_writer(output_format, stdout(), TIMELINE_COLUMNS) as writer:
         for record in timeline(context.reader(), object_id):
             writer.write(record)
     if writer.count == 0:
-        _stderr_console().print(plain(f"no records about {object_id}"))
+        tell(f"no records about {object_id}")
 
 
 def _stats_rows(stats: AuditStats) -> Iterator[dict[str, Any]]:
@@ -192,57 +176,21 @@ def stats(since: datetime, until: datetime | None, output_format: str) -> None:
     context = operator_context()
     result = count_records(window(context.reader(), since=since, until=until, fields=STATS_FIELDS))
     span = {"since": json_safe(since), "until": json_safe(until)}
-    out = _stdout()
+    out = stdout()
     if output_format == "json":
         click.echo(json_text({**span, "total": result.total, **result.dimensions()}, indent=2))
     elif output_format in ("jsonl", "csv"):
-        with record_writer(output_format, out, ("dimension", "key", "count")) as writer:
+        with row_writer(output_format, out, ("dimension", "key", "count")) as writer:
             for row in _stats_rows(result):
-                writer.write(row) if output_format == "csv" else out.write(json_text(row) + "\n")
+                writer.write(row)
     else:
-        console = wide_console(out)
-        console.print(
+        wide_console(out).print(
             f"{result.total} records received {span['since']} .. {span['until'] or 'now'}"
         )
         for dimension, counts in result.dimensions().items():
-            table = Table(dimension, "count", title=None)
-            for key, count in counts.items():
-                table.add_row(plain(key), str(count))
-            console.print(table)
-
-
-@contextmanager
-def _output_stream(path: Path | None, *, replace: bool) -> Iterator[TextIO]:
-    """stdout, or a new file only its owner can read: exports hold personal data.
-
-    Never opens an existing file: without ``replace`` the name must be free; with it, a new
-    file is written beside it and renamed over it, so neither a symlink nor a hard link at
-    ``path`` is written through. A failed export leaves nothing behind.
-    """
-    if path is None:
-        yield _stdout()
-        return
-    if path.is_symlink():
-        raise click.UsageError(f"{path} is a symbolic link; refusing to write through it")
-    try:
-        if replace:
-            descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        else:
-            # O_EXCL also refuses a symlink created since the check above.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            partial = str(path)
-    except FileExistsError:
-        raise click.UsageError(f"{path} already exists; pass --force to replace it") from None
-    except OSError as problem:
-        raise click.ClickException(f"cannot create {path}: {problem.strerror}") from problem
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as stream:
-            yield stream
-        if replace:
-            os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+            with row_writer("table", out, (dimension, "count")) as writer:
+                for key, count in counts.items():
+                    writer.write({dimension: key, "count": count})
 
 
 @audit.command()
@@ -267,7 +215,7 @@ def export(output_format: str, output: Path | None, force: bool, **options: Any)
     wanted = record_filter(options)
     context = operator_context()
     with (
-        _output_stream(output, replace=force) as stream,
+        output_stream(output, replace=force) as stream,
         counting_progress() as progress,
         record_writer(output_format, stream, EXPORT_COLUMNS) as writer,
     ):
@@ -275,7 +223,7 @@ def export(output_format: str, output: Path | None, force: bool, **options: Any)
         for record in query_records(context.reader(), wanted):
             writer.write(record)
             progress.advance(task)
-    _stderr_console().print(
+    tell(
         f"exported {writer.count} records ({wanted.describe()})"
         + (f" to {output}" if output else "")
     )

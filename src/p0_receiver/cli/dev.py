@@ -205,6 +205,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
             stack.ensure_topic_and_subscription(
                 stack.LOCAL_PROJECT, stack.LOCAL_TOPIC, stack.LOCAL_SUBSCRIPTION
             )
+            stack.warm_firestore(stack.LOCAL_PROJECT)
             log_path = dev_dir / "logs" / "function.log"
             with (
                 log_path.open("ab") as function_log,
@@ -230,7 +231,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
 
 
 def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
-    from p0_receiver.cli.render import record_for_display
+    from p0_receiver.cli.output import record_for_display
 
     for name, body in samples.SAMPLES.items():
         answer = simulator.post_delivery(url, body, token=simulator.sign_token(keypair, now=_now()))

@@ -1,4 +1,4 @@
-"""Composition for the operator commands: settings, clients on first use, errors as messages.
+"""What the operator commands share: settings, adapters on first use, errors as exit codes.
 
 Exit codes: 0 ok, 1 failure (backend, credentials, missing index, integrity), 2 usage
 (bad flags or configuration). The errors a user can cause never end in a traceback.
@@ -10,60 +10,34 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ParamSpec, TypeVar
 
 import click
 
-from p0_receiver.auditlog.errors import OperatorError
-from p0_receiver.auditlog.views import AuditReader
-from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
-from p0_receiver.ports import AuditLog, EventPublisher
+from p0_receiver.app import AuditBackends, google_audit_backends, google_publisher, utc_now
+from p0_receiver.errors import ConfigurationError, ReceiverError
+from p0_receiver.ports import AuditLog, AuditReader, EventPublisher
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 
-DEFAULT_PAGE_SIZE = 300
 
-
-def utc_now() -> datetime:
-    return datetime.now(tz=UTC)
-
-
-class ConfigurationProblem(click.ClickException):
+class UsageProblem(click.ClickException):
     """The environment is wrong (a variable missing or invalid): a usage error, exit 2."""
 
     exit_code = 2
 
 
-@dataclass
-class OperatorBackends:
-    reader: AuditReader
-    audit_log: AuditLog
+# The error tree's exit codes: the most specific class listed wins; the rest exit 1.
+_FAILURES: dict[type[ReceiverError], type[click.ClickException]] = {
+    ConfigurationError: UsageProblem,
+    ReceiverError: click.ClickException,
+}
 
 
-def google_operator_backends(settings: OperatorSettings, page_size: int) -> OperatorBackends:
-    """The Firestore reader and writer on one client (the emulator when its host is set)."""
-    from p0_receiver.adapters.firestore import FirestoreAuditLog, firestore_client
-    from p0_receiver.auditlog.firestore import FirestoreAuditReader, translated_errors
-
-    with translated_errors("Firestore"):
-        client = firestore_client(settings.project, settings.firestore_database)
-    timeout = settings.firestore_timeout_seconds
-    return OperatorBackends(
-        reader=FirestoreAuditReader(
-            client, settings.firestore_collection, timeout, page_size=page_size
-        ),
-        audit_log=FirestoreAuditLog(client, settings.firestore_collection, timeout),
-    )
-
-
-def google_publisher(settings: OperatorSettings) -> EventPublisher:
-    from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
-    from p0_receiver.auditlog.firestore import translated_errors
-
-    topic_path = settings.topic_path
-    with translated_errors("Pub/Sub"):
-        client = publisher_client()
-    return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
+def operator_failure(error: ReceiverError) -> click.ClickException:
+    """The one line click prints for ``error``, with the exit code its class maps to."""
+    kind = next(kind for kind in type(error).__mro__ if kind in _FAILURES)
+    return _FAILURES[kind](error.for_operator())
 
 
 @dataclass
@@ -71,12 +45,12 @@ class OperatorContext:
     """What the operator commands share; tests pass one as ``obj`` with fakes or a page size."""
 
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    page_size: int = DEFAULT_PAGE_SIZE
+    page_size: int | None = None  # None: the adapter's own
     clock: Callable[[], datetime] = utc_now
-    connect: Callable[[OperatorSettings, int], OperatorBackends] = google_operator_backends
+    connect: Callable[[OperatorSettings, int | None], AuditBackends] = google_audit_backends
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
     _settings: OperatorSettings | None = None
-    _backends: OperatorBackends | None = None
+    _backends: AuditBackends | None = None
     _publisher: EventPublisher | None = None
 
     @property
@@ -85,7 +59,7 @@ class OperatorContext:
             self._settings = load_operator_settings(self.environ)
         return self._settings
 
-    def backends(self) -> OperatorBackends:
+    def backends(self) -> AuditBackends:
         if self._backends is None:
             self._backends = self.connect(self.settings, self.page_size)
         return self._backends
@@ -121,16 +95,7 @@ def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except ConfigurationError as problem:
-            raise ConfigurationProblem(
-                f"configuration: {problem.variable}: {problem.problem}"
-            ) from problem
-        except OperatorError as problem:
-            raise click.ClickException(str(problem)) from problem
-        except DownstreamUnavailableError as problem:
-            raise click.ClickException(
-                f"{problem.reason}: {problem.detail or 'unknown'} (nothing was marked; "
-                "run the command again later)"
-            ) from problem
+        except ReceiverError as problem:
+            raise operator_failure(problem) from problem
 
     return run

@@ -1,0 +1,188 @@
+"""The manual deploy command, run by gcloud itself against a local mock of the Google APIs.
+
+`gcloud builds submit` is pointed at an in-process HTTP server (CLOUDSDK_API_ENDPOINT_OVERRIDES_*)
+with a throwaway token: the test sees the exact requests a submitter's gcloud makes (the bucket
+read before staging, the tarball, the build request) and stops it at the build request.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests.infra.terraform_model import Module, expression, load_module
+from tests.infra.upload_sets import BUILD_IGNORE_FILE, ROOT, find_gcloud, gcloud_upload
+
+pytestmark = pytest.mark.infra
+
+BUCKET = "my-project-p0-src"
+# Roles that hold storage.buckets.get, per Cloud Storage's IAM roles reference; the object
+# roles (objectViewer, objectCreator, objectUser, objectAdmin) do not.
+ROLES_WITH_BUCKETS_GET = {
+    "roles/storage.legacyBucketReader",
+    "roles/storage.legacyBucketWriter",
+    "roles/storage.legacyBucketOwner",
+    "roles/storage.admin",
+}
+
+
+@dataclass
+class Recorded:
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    tarball: bytes = b""
+    build: dict[str, Any] = field(default_factory=dict)
+
+
+def _multipart(body: bytes) -> tuple[bytes, bytes]:
+    """The JSON metadata and the file of gcloud's multipart/related upload. The delimiter is
+    read from the body's first line (apitools writes LF line ends and a binary part)."""
+    delimiter = body.split(b"\n", 1)[0].rstrip(b"\r")
+    assert delimiter.startswith(b"--"), body[:80]
+    payloads = []
+    for part in body.split(delimiter)[1:3]:
+        separator = b"\r\n\r\n" if b"\r\n\r\n" in part else b"\n\n"
+        payload = part.split(separator, 1)[1]
+        payloads.append(payload.removesuffix(b"\n").removesuffix(b"\r"))
+    return payloads[0], payloads[1]
+
+
+def _handler(recorded: Recorded) -> type[BaseHTTPRequestHandler]:
+    class MockGoogleApis(BaseHTTPRequestHandler):
+        def _answer(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            recorded.requests.append((self.command, path))
+            if self.command == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+", path):
+                self._answer(200, {"kind": "storage#bucket", "name": BUCKET, "location": "US"})
+            elif path.startswith("/upload/storage/v1/b/"):
+                metadata, content = _multipart(body)
+                recorded.tarball = content
+                size = json.loads(metadata)["size"]
+                (name,) = parse_qs(urlsplit(self.path).query)["name"]
+                self._answer(
+                    200, {"kind": "storage#object", "bucket": BUCKET, "name": name, "size": size}
+                )
+            else:
+                if self.command == "POST" and path.endswith("/builds"):
+                    recorded.build = json.loads(body)
+                # Stop gcloud here: nothing past the build request is under test.
+                self._answer(403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}})
+
+        # http.server dispatches on these names.
+        do_GET = do_POST = do_PUT = _handle  # noqa: N815
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    return MockGoogleApis
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None or find_gcloud() is None:
+        pytest.skip("the Google Cloud CLI is not installed")
+    scratch = tmp_path_factory.mktemp("submit")
+    token = scratch / "token"
+    token.write_text("mock-access-token\n", encoding="utf-8")
+    recorded = Recorded()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorded))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    substitutions = "^;^_P0_JWT_ALGORITHMS=ES256,EdDSA;_REGION=europe-west1"
+    try:
+        subprocess.run(
+            [
+                gcloud,
+                "builds",
+                "submit",
+                ".",
+                "--project=my-project",
+                "--region=europe-west1",
+                "--config=cloudbuild.yaml",
+                f"--ignore-file={BUILD_IGNORE_FILE}",
+                "--service-account=projects/my-project/serviceAccounts/p0-deployer@my-project.iam.gserviceaccount.com",
+                f"--gcs-source-staging-dir=gs://{BUCKET}/source",
+                f"--substitutions={substitutions}",
+                f"--access-token-file={token}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "CLOUDSDK_CONFIG": str(scratch / "config"),
+                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{url}/storage/v1/",
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": f"{url}/",
+            },
+        )
+        yield recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_staging_reads_the_bucket_first_and_submitters_may(submitted: Recorded) -> None:
+    assert submitted.requests[0] == ("GET", f"/storage/v1/b/{BUCKET}")
+    module: Module = load_module()
+    bucket_roles = {
+        body["role"]
+        for (kind, _), body in module.resources.items()
+        if kind == "google_storage_bucket_iam_member"
+        and expression(body.get("for_each")) == "toset(var.build_submitters)"
+        and "condition" not in body
+    }
+    assert bucket_roles & ROLES_WITH_BUCKETS_GET, bucket_roles
+
+
+def test_the_uploaded_tarball_is_the_build_upload_set(submitted: Recorded) -> None:
+    with tarfile.open(fileobj=io.BytesIO(submitted.tarball), mode="r:gz") as tar:
+        members = sorted(m.name for m in tar.getmembers() if m.isfile())
+    gcloud = find_gcloud()
+    assert gcloud is not None
+    assert members == sorted(gcloud_upload(gcloud, "build", ROOT, BUILD_IGNORE_FILE))
+    assert {"Makefile", "pyproject.toml", "cloudbuild.yaml", ".gcloudignore"} <= set(members)
+    assert not any(name.startswith((".venv", ".git/", ".dev/", ".cache/")) for name in members)
+
+
+def test_the_build_request_runs_as_the_deployer_with_the_substitutions(
+    submitted: Recorded,
+) -> None:
+    build = submitted.build
+    assert build, submitted.requests
+    assert build["serviceAccount"].endswith("/p0-deployer@my-project.iam.gserviceaccount.com")
+    assert build["substitutions"]["_P0_JWT_ALGORITHMS"] == "ES256,EdDSA"
+    assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    source = build["source"]["storageSource"]
+    assert source["bucket"] == BUCKET
+    assert source["object"].startswith("source/")
+    assert [step["id"] for step in build["steps"]][-2:] == ["deploy", "smoke"]
+    assert Path(source["object"]).suffix == ".tgz"

@@ -1,0 +1,186 @@
+"""The deploy step's `gcloud functions deploy`, run by gcloud itself against a local mock.
+
+From a copy of the build's workspace (the build upload plus what the earlier steps leave), with
+the deploy step's own arguments and the key version the preflight pins, gcloud talks to an
+in-process HTTP server (CLOUDSDK_API_ENDPOINT_OVERRIDES_*): the test reads the source zip it
+uploads and the function it asks Cloud Functions to create, then stops it there.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.infra.terraform_model import CLOUDBUILD, load_cloudbuild_validator
+from tests.infra.test_cloudbuild import deploy_command_line
+from tests.infra.upload_sets import (
+    BUILD_IGNORE_FILE,
+    BUILD_LEFTOVERS,
+    FUNCTION_TOP_LEVEL,
+    ROOT,
+    find_gcloud,
+    gcloud_upload,
+    materialize,
+)
+
+pytestmark = pytest.mark.infra
+
+validator = load_cloudbuild_validator()
+PROJECT_NUMBER = "123456789012"
+
+
+@dataclass
+class Recorded:
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    source_zip: bytes = b""
+    function: dict[str, Any] = field(default_factory=dict)
+
+
+def _handler(recorded: Recorded, base_url: list[str]) -> type[BaseHTTPRequestHandler]:
+    class MockGoogleApis(BaseHTTPRequestHandler):
+        def _answer(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            recorded.requests.append((self.command, path))
+            if path.endswith(":generateUploadUrl"):
+                self._answer(
+                    200,
+                    {
+                        "uploadUrl": f"{base_url[0]}/signed-upload",
+                        "storageSource": {"bucket": "gcf-v2-uploads", "object": "fun.zip"},
+                    },
+                )
+            elif path == "/signed-upload":
+                recorded.source_zip = body
+                self._answer(200, {})
+            elif path.endswith("/runtimes"):
+                self._answer(200, {"runtimes": [{"name": "python311", "environment": "GEN_2"}]})
+            elif self.command == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):
+                self._answer(200, {"projectId": "my-project", "projectNumber": PROJECT_NUMBER})
+            elif self.command == "GET" and "/services/" in path and path.endswith(".com"):
+                self._answer(200, {"name": path, "state": "ENABLED"})
+            elif self.command == "GET" and "/functions/" in path:
+                self._answer(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
+            else:
+                if self.command == "POST" and path.endswith("/functions"):
+                    recorded.function = json.loads(body)
+                # Stop gcloud here: nothing past the create request is under test.
+                self._answer(403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}})
+
+        # http.server dispatches on these names.
+        do_GET = do_POST = do_PUT = _handle  # noqa: N815
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    return MockGoogleApis
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return validator.load_config(CLOUDBUILD)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Recorded]:
+    gcloud = shutil.which("gcloud")
+    sdk = find_gcloud()
+    if gcloud is None or sdk is None:
+        pytest.skip("the Google Cloud CLI is not installed")
+    scratch = tmp_path_factory.mktemp("deploy")
+    workspace = materialize(
+        gcloud_upload(sdk, "build", ROOT, BUILD_IGNORE_FILE), scratch / "workspace", BUILD_LEFTOVERS
+    )
+    token = scratch / "token"
+    token.write_text("mock-access-token\n", encoding="utf-8")
+    recorded = Recorded()
+    base_url: list[str] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorded, base_url))
+    base_url.append(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    overrides = {
+        f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{base_url[0]}/"
+        for api in ("CLOUDFUNCTIONS", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "RUN", "CLOUDBUILD")
+    }
+    try:
+        subprocess.run(
+            [gcloud, *deploy_command_line(config), f"--access-token-file={token}"],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "CLOUDSDK_CONFIG": str(scratch / "config"),
+                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+                **overrides,
+            },
+        )
+        yield recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_uploaded_zip_is_the_function_source(deployed: Recorded) -> None:
+    assert deployed.source_zip, deployed.requests
+    with zipfile.ZipFile(io.BytesIO(deployed.source_zip)) as archive:
+        # gcloud also writes empty entries for the directories it skipped; no file is in them.
+        files = {name for name in archive.namelist() if not name.endswith("/")}
+    package = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "src" / "p0_receiver").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert files == FUNCTION_TOP_LEVEL | package
+
+
+def test_the_function_pins_the_key_version_and_gets_every_setting(
+    config: dict[str, Any], deployed: Recorded
+) -> None:
+    function = deployed.function
+    assert function, deployed.requests
+    service = function["serviceConfig"]
+    secret = validator.defined_substitutions(config)["_P0_PUBLIC_KEYS_SECRET"]
+    assert service["secretEnvironmentVariables"] == [
+        {"key": "P0_PUBLIC_KEYS", "projectId": PROJECT_NUMBER, "secret": secret, "version": "3"}
+    ]
+    deploy_args = validator.gcloud_args(validator.step_by_id(config, "deploy"))
+    (env_flag,) = validator.flag_values(deploy_args, "--set-env-vars")
+    assert set(service["environmentVariables"]) == set(validator.parse_gcloud_dict(env_flag))
+    assert service["environmentVariables"]["P0_JWT_ALGORITHMS"] == "ES256,EdDSA"
+    assert service["environmentVariables"]["GOOGLE_CLOUD_PROJECT"] == "my-project"
+    assert service["serviceAccountEmail"].startswith("p0-receiver@")
+    assert service["ingressSettings"] == "ALLOW_ALL"
+    assert service["maxInstanceRequestConcurrency"] == 8
+    assert service["availableCpu"] == "1"
+    build = function["buildConfig"]
+    assert build["entryPoint"] == "receive"
+    assert build["runtime"] == "python311"
+    assert build["serviceAccount"].endswith("/p0-fn-build@my-project.iam.gserviceaccount.com")
