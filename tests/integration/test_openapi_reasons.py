@@ -14,16 +14,19 @@ import pytest
 
 from p0_receiver.app import Backends, build_webhook, google_backends
 from p0_receiver.devtools.emulators import free_port
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.errors import DownstreamUnavailableError
-from p0_receiver.record import RecordField
+from p0_receiver.events import parse_notification
+from p0_receiver.keys import parse_public_keys
+from p0_receiver.record import build_audit_record
 from p0_receiver.settings import Settings, load_settings
+from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.openapi_document import UNAVAILABLE_REASONS
 from tests.support import keypair, token
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-EVENT_ID = "0" * 64
 
 
 def _environment() -> dict[str, str]:
@@ -64,17 +67,31 @@ def test_documented_503_reasons_are_exactly_those_the_adapters_raise(
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", dead)
     backends = google_backends(load_settings(_environment()))
     ledger, audit, publisher = backends.ledger, backends.audit_log, backends.publisher
+    verified = TokenVerifier(parse_public_keys(keypair().public_pem.decode()), TokenPolicy())
+    verified_token = verified.verify(f"Bearer {token()}")
+    notification = parse_notification(PREAPPROVAL_CREATED)
+    record = build_audit_record(notification, verified_token, received_at=NOW, retention_days=1)
+    event_id, fingerprint = notification.event_id, verified_token.fingerprint
     expires = NOW + timedelta(minutes=5)
 
     raised = {
-        _raised(lambda: ledger.remember("f" * 64, EVENT_ID, expires_at=expires, now=NOW)),
-        _raised(lambda: ledger.accept_reuse("f" * 64, EVENT_ID, now=NOW)),
-        _raised(lambda: audit.create({RecordField.EVENT_ID: EVENT_ID})),
-        _raised(lambda: audit.note_redelivery(EVENT_ID, now=NOW)),
-        _raised(lambda: audit.mark_published(EVENT_ID, message_id="1", now=NOW)),
-        _raised(lambda: audit.note_publish_failure(EVENT_ID, error="x", now=NOW)),
-        _raised(lambda: publisher.publish(b"{}", {})),
+        _raised(lambda: ledger.remember(fingerprint, event_id, expires_at=expires, now=NOW)),
+        _raised(lambda: ledger.accept_reuse(fingerprint, event_id, now=NOW)),
+        _raised(lambda: audit.create(record)),
+        _raised(lambda: audit.note_redelivery(event_id, now=NOW)),
+        _raised(lambda: audit.mark_published(event_id, message_id="1", now=NOW)),
+        _raised(lambda: audit.note_publish_failure(event_id, error="x", now=NOW)),
+        _raised(lambda: publisher.publish(PREAPPROVAL_CREATED, {})),
         _answered_reason_when_clients_cannot_be_built(),
     }
+    first_delivery = backends.first_delivery
+    if first_delivery is not None:  # the one-round-trip path of a first delivery
+        raised.add(
+            _raised(
+                lambda: first_delivery.create_first(
+                    record, fingerprint=fingerprint, expires_at=expires, now=NOW
+                )
+            )
+        )
     # The quarantine's own outage is never answered: the refusal's 4xx stands (see README).
     assert raised == set(UNAVAILABLE_REASONS)
