@@ -180,12 +180,6 @@ def test_unsigned_deliveries_get_documented_401s(
         assert response.status_code in (401, 405), response.content[:200]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="defect: a lone surrogate escape in an object key is answered 500 internal_error "
-    "(rfc8785 cannot sort the key) instead of a 4xx; see tests/unit/test_properties.py",
-)
 def test_lone_surrogate_in_a_key_gets_a_client_error(fuzz_server: FunctionServer) -> None:
     body = b'{"id":"n1","name":"N","eventType":"access-reviewed","data":{"\\udc00":1}}'
     answer = post_delivery(fuzz_server.url, body, token=token())
