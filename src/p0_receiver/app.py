@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, Quarantine, TokenLedger
+from p0_receiver.ports import (
+    AuditLog,
+    AuditReader,
+    EventPublisher,
+    Quarantine,
+    QuarantineDesk,
+    TokenLedger,
+)
 from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import OperatorSettings, Settings, load_settings
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
@@ -100,6 +107,18 @@ def google_publisher(settings: OperatorSettings) -> EventPublisher:
     with translated("Pub/Sub", "publish_failed"):
         client = publisher_client()
     return PubSubPublisher(client, topic_path, settings.publish_timeout_seconds)
+
+
+def google_quarantine_desk(settings: OperatorSettings) -> QuarantineDesk:
+    """The quarantine collection, for an operator to list, release and discard."""
+    from p0_receiver.adapters.firestore import FirestoreQuarantine, firestore_client
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Firestore", "quarantine_unavailable"):
+        client = firestore_client(settings.project, settings.firestore_database)
+    return FirestoreQuarantine(
+        client, settings.quarantine_collection, settings.firestore_timeout_seconds
+    )
 
 
 T = TypeVar("T")

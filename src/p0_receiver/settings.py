@@ -57,6 +57,8 @@ class OperatorSettings(BaseModel):
     publish_timeout_seconds: Annotated[
         float, Field(alias="PUBSUB_PUBLISH_TIMEOUT_SECONDS", gt=0, le=15)
     ] = 8.0
+    # The operator's too: a body released from the quarantine is recorded with it.
+    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
 
     @field_validator("*", mode="before")
     @classmethod
@@ -124,7 +126,6 @@ class Settings(OperatorSettings):
     max_body_bytes: Annotated[
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
-    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
     retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
 
     @field_validator("jwt_algorithms", mode="before")

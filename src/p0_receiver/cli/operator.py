@@ -15,9 +15,15 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from p0_receiver.app import AuditBackends, google_audit_backends, google_publisher, utc_now
-from p0_receiver.errors import ConfigurationError, ReceiverError
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher
+from p0_receiver.app import (
+    AuditBackends,
+    google_audit_backends,
+    google_publisher,
+    google_quarantine_desk,
+    utc_now,
+)
+from p0_receiver.errors import ConfigurationError, ReceiverError, ReleaseRefusedError
+from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, QuarantineDesk
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 
 
@@ -36,6 +42,8 @@ _FAILURES: dict[type[ReceiverError], type[click.ClickException]] = {
 
 def operator_failure(error: ReceiverError) -> click.ClickException:
     """The one line click prints for ``error``, with the exit code its class maps to."""
+    if isinstance(error, ReleaseRefusedError) and error.needs_flag is not None:
+        return click.UsageError(error.for_operator())  # a decision only a flag can make
     kind = next(kind for kind in type(error).__mro__ if kind in _FAILURES)
     return _FAILURES[kind](error.for_operator())
 
@@ -49,9 +57,11 @@ class OperatorContext:
     clock: Callable[[], datetime] = utc_now
     connect: Callable[[OperatorSettings, int | None], AuditBackends] = google_audit_backends
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
+    connect_quarantine: Callable[[OperatorSettings], QuarantineDesk] = google_quarantine_desk
     _settings: OperatorSettings | None = None
     _backends: AuditBackends | None = None
     _publisher: EventPublisher | None = None
+    _quarantine: QuarantineDesk | None = None
 
     @property
     def settings(self) -> OperatorSettings:
@@ -74,6 +84,11 @@ class OperatorContext:
         if self._publisher is None:
             self._publisher = self.connect_publisher(self.settings)
         return self._publisher
+
+    def quarantine(self) -> QuarantineDesk:
+        if self._quarantine is None:
+            self._quarantine = self.connect_quarantine(self.settings)
+        return self._quarantine
 
     def now(self) -> datetime:
         return self.clock()
