@@ -162,6 +162,19 @@ class Settings(OperatorSettings):
             ) from exc
 
 
+class RedriveSettings(OperatorSettings):
+    """The scheduled redrive target's settings: where the audit log and topic are, and how much
+    one pass may do. No key material: the redrive never verifies a token."""
+
+    pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
+    # Never race a delivery still in flight (its own publish may be under way).
+    redrive_min_age_seconds: Annotated[
+        int, Field(alias="REDRIVE_MIN_AGE_SECONDS", ge=0, le=86_400)
+    ] = 300
+    # One pass must end inside the function's timeout even with every publish slow.
+    redrive_max_records: Annotated[int, Field(alias="REDRIVE_MAX_RECORDS", ge=1, le=10_000)] = 500
+
+
 _S = TypeVar("_S", bound=BaseModel)
 
 
@@ -189,3 +202,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 def load_operator_settings(environ: Mapping[str, str]) -> OperatorSettings:
     """The operator CLI's view of the same variables: no key material is required."""
     return _validated(OperatorSettings, environ)
+
+
+def load_redrive_settings(environ: Mapping[str, str]) -> RedriveSettings:
+    """The scheduled redrive target's settings, validated at its cold start."""
+    return _validated(RedriveSettings, environ)
