@@ -205,6 +205,51 @@ resource "google_service_account_iam_member" "deployer_acts_as_redrive" {
   member             = google_service_account.deployer.member
 }
 
+# A record the scheduled redrive refused (it no longer matches its own body) or a bug in a
+# pass: nobody watches the scheduler's runs, so the function's own lines raise the alert. A
+# log-match condition needs no log-based metric (and no wait for one to become queryable).
+resource "google_monitoring_alert_policy" "redrive_problems" {
+  project               = var.project_id
+  display_name          = "P0 receiver: scheduled redrive refused a record or failed (${local.redrive_function_name})"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  severity              = "ERROR"
+
+  conditions {
+    display_name = "p0_redrive_integrity_failed or p0_internal_error in the redrive function"
+
+    condition_matched_log {
+      filter = join(" AND ", [
+        "resource.type=\"cloud_run_revision\"",
+        "resource.labels.service_name=\"${local.redrive_function_name}\"",
+        "severity>=ERROR",
+        "jsonPayload.message=(\"p0_redrive_integrity_failed\" OR \"p0_internal_error\")",
+      ])
+    }
+  }
+
+  alert_strategy {
+    # Required for log-match conditions: at most one notification per period.
+    notification_rate_limit {
+      period = "300s"
+    }
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      The scheduled redrive skipped an audit record whose stored fields no longer match its own
+      body (p0_redrive_integrity_failed: the log line names the eventId and the fields), or a
+      pass crashed (p0_internal_error). A skipped record is never published: inspect it with
+      `p0-receiver audit show EVENT_ID` (README.md, "Redrive after a Pub/Sub outage"). The
+      record may have been edited behind the receiver's back.
+    EOT
+  }
+
+  depends_on = [google_project_service.enabled["monitoring.googleapis.com"]]
+}
+
 output "redrive_url" {
   description = "URL of the private redrive function (Cloud Scheduler's target; unauthenticated calls get 401/403)."
   value       = local.redrive_url
