@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lint format test-unit test-integration test check-infra run bench clean
+.PHONY: help venv lint format test-unit test-integration test check-infra run bench clean openapi fuzz
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,17 @@ run: venv  ## the whole product locally: emulators, function, signed sample deli
 
 bench: venv  ## the receiver against the obvious baseline on the emulators (prints ratios)
 	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/versus_baseline.py
+
+openapi: venv  ## regenerate openapi.yaml from the models and error classes
+	$(PY) -m tests.openapi_document
+
+FUZZ_EXAMPLES ?= 2000
+FUZZ_SECONDS ?= 900
+PROPERTY_SCALE ?= 20
+fuzz: venv  ## long runs: schemathesis (FUZZ_EXAMPLES per test, FUZZ_SECONDS cap), properties x20
+	P0_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) P0_FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  P0_PROPERTY_SCALE=$(PROPERTY_SCALE) $(PY) -m p0_receiver dev with-emulators -- \
+	  $(PY) -m pytest tests/integration/test_fuzz_openapi.py tests/unit/test_properties.py -q
 
 clean:  ## remove the venv, caches and local dev state
 	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis

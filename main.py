@@ -16,8 +16,9 @@ import functions_framework
 from p0_receiver.app import build_target
 
 # Cold start: the served target's settings (and, for the webhook, keys) are validated here, so
-# a misconfigured deploy fails to start with a message naming the variable.
-_handler = build_target(os.environ)
+# a misconfigured deploy fails to start with a message naming the variable; the webhook's Google
+# clients are built on a background thread meanwhile.
+_handler = build_target(os.environ, warm_up=True)
 
 
 @functions_framework.http

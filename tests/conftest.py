@@ -20,10 +20,8 @@ EMULATOR_VARS = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST")
 def _warm_up() -> None:
     # A cold emulator JVM answers its first calls in seconds; tests with tight timeouts
     # must measure the receiver, not the JIT.
-    from google.cloud import firestore
-
     project = f"warm-up-{uuid.uuid4().hex[:8]}"
-    firestore.Client(project=project).collection("warm").document("up").set({"ok": True})
+    local_stack.warm_firestore(project)
     local_stack.ensure_topic_and_subscription(project, "warm", "warm")
 
 

@@ -44,6 +44,31 @@ class InMemoryTokenLedger:
         self.entries[fingerprint]["lastReusedAt"] = now
 
 
+class InMemoryFirstDelivery:
+    """Both first writes at once, over the in-memory ledger and audit log (all or nothing)."""
+
+    def __init__(self, ledger: InMemoryTokenLedger, audit: InMemoryAuditLog) -> None:
+        self.ledger = ledger
+        self.audit = audit
+        self.commits = 0
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        if self.ledger.unavailable:
+            raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
+        self.audit._check()  # the same switchable failures as the audit log
+        if self.audit.refuse_as_invalid:
+            raise UnstorableRecordError("InvalidArgument")
+        self.commits += 1
+        event_id = record[RecordField.EVENT_ID]
+        if fingerprint in self.ledger.entries or event_id in self.audit.records:
+            return False
+        self.ledger.remember(fingerprint, event_id, expires_at=expires_at, now=now)
+        self.audit.create(record)
+        return True
+
+
 class InMemoryQuarantine:
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Any]] = {}

@@ -8,19 +8,22 @@ process serves; the operator CLI gets its adapters from ``google_audit_backends`
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError
+from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
 from p0_receiver.keys import parse_public_keys
 from p0_receiver.logs import configure_logging, log_event
 from p0_receiver.ports import (
     AuditLog,
     AuditReader,
     EventPublisher,
+    FirstDeliveryLog,
     Quarantine,
     QuarantineDesk,
     TokenLedger,
@@ -49,6 +52,8 @@ class Backends:
     audit_log: AuditLog
     publisher: EventPublisher
     quarantine: Quarantine
+    # Optional: without it every delivery takes the step-by-step path (same semantics).
+    first_delivery: FirstDeliveryLog | None = None
 
 
 def google_backends(settings: Settings) -> Backends:
@@ -56,6 +61,7 @@ def google_backends(settings: Settings) -> Backends:
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
     from p0_receiver.adapters.firestore import (
         FirestoreAuditLog,
+        FirestoreFirstDelivery,
         FirestoreQuarantine,
         FirestoreTokenLedger,
         firestore_client,
@@ -73,6 +79,12 @@ def google_backends(settings: Settings) -> Backends:
             settings.publish_timeout_seconds,
         ),
         quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
+        first_delivery=FirestoreFirstDelivery(
+            client,
+            ledger_collection=settings.token_collection,
+            audit_collection=settings.firestore_collection,
+            timeout_seconds=timeout,
+        ),
     )
 
 
@@ -147,6 +159,42 @@ class Lazy(Generic[T]):
                     self._value = self._build()
         return self._value
 
+    def build_in_background(
+        self,
+        on_failure: Callable[[ReceiverError], None],
+        on_ready: Callable[[float], None] = lambda _: None,
+    ) -> None:
+        """Start building now on a daemon thread; a request that comes first waits for it.
+
+        A deliberate failure (``ReceiverError``) is reported and left for the next call to
+        retry; anything else is a bug and surfaces on the request path as one. ``on_ready``
+        gets the seconds the build took.
+        """
+
+        def build() -> None:
+            started = time.perf_counter()
+            try:
+                self()
+            except ReceiverError as failure:
+                on_failure(failure)
+            else:
+                on_ready(time.perf_counter() - started)
+
+        threading.Thread(target=build, name="warm-up", daemon=True).start()
+
+    def build_after_fork(
+        self,
+        on_failure: Callable[[ReceiverError], None],
+        on_ready: Callable[[float], None] = lambda _: None,
+    ) -> None:
+        """Build in the background in every process forked from this one, never in this one.
+
+        functions-framework imports main.py in gunicorn's master and then forks the workers:
+        a thread or a gRPC channel started before the fork would be copied half-way (a held
+        lock, a dead thread), so each worker warms up its own clients right after the fork.
+        """
+        os.register_at_fork(after_in_child=lambda: self.build_in_background(on_failure, on_ready))
+
 
 def build_verifier(settings: Settings) -> TokenVerifier:
     variable = "P0_PUBLIC_KEYS" if settings.public_keys is not None else "P0_PUBLIC_KEYS_FILE"
@@ -196,8 +244,14 @@ def build_webhook(
     *,
     backends: Callable[[Settings], Backends] = google_backends,
     clock: Callable[[], datetime] = utc_now,
+    warm_up: bool = False,
 ) -> WebhookHandler:
-    """Validate configuration now (a bad deploy fails at cold start); connect lazily."""
+    """Validate configuration now (a bad deploy fails at cold start); connect lazily.
+
+    ``warm_up`` makes every worker process forked from this one import and build the Google
+    clients on a background thread as it starts, so a cold instance's first request does not
+    pay for them all by itself.
+    """
     # Imported here: the operator CLI composes from this module too, and needs no Flask.
     from p0_receiver.http import WebhookHandler
 
@@ -236,10 +290,17 @@ def build_webhook(
             chosen.publisher,
             policy,
             quarantine=chosen.quarantine,
+            first_delivery=chosen.first_delivery,
         )
 
+    service = Lazy(build_service)
+    if warm_up:
+        service.build_after_fork(
+            lambda failure: log_event("WARNING", "p0_warm_up_failed", failure.log_fields()),
+            lambda seconds: log_event("INFO", "p0_warm_up_done", {"ms": round(seconds * 1000)}),
+        )
     return WebhookHandler(
-        Lazy(build_service),
+        service,
         project=settings.project,
         max_body_bytes=settings.max_body_bytes,
         retry_after_seconds=settings.retry_after_seconds,
@@ -293,11 +354,17 @@ def build_redrive(
 TARGETS = ("receive", "redrive")
 
 
-def build_target(environ: Mapping[str, str]) -> WebhookHandler | RedriveHandler:
-    """The handler of the target this process serves (``receive`` when none is named)."""
+def build_target(
+    environ: Mapping[str, str], *, warm_up: bool = False
+) -> WebhookHandler | RedriveHandler:
+    """The handler of the target this process serves (``receive`` when none is named).
+
+    ``warm_up`` is the webhook's (see ``build_webhook``); a redrive pass builds its clients
+    when it runs.
+    """
     target = environ.get("FUNCTION_TARGET") or "receive"
     if target == "receive":
-        return build_webhook(environ)
+        return build_webhook(environ, warm_up=warm_up)
     if target == "redrive":
         return build_redrive(environ)
     problem = ConfigurationError("FUNCTION_TARGET", f"must be one of {', '.join(TARGETS)}")

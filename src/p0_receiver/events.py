@@ -160,8 +160,9 @@ def event_id_for(document: Any) -> str:
     """SHA-256 of the RFC 8785 canonical JSON: same content, same id, whatever the spacing."""
     try:
         canonical = rfc8785.dumps(document)
-    except rfc8785.CanonicalizationError as exc:
-        # e.g. integers beyond I-JSON's 2**53 range: cannot be hashed canonically.
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as exc:
+        # e.g. integers beyond I-JSON's 2**53 range, or an escaped lone surrogate ("\ud800",
+        # valid JSON syntax but no Unicode text): neither can be hashed canonically.
         raise SchemaViolationError(
             [{"field": "(body)", "problem": "not representable as I-JSON (RFC 7493)"}]
         ) from exc

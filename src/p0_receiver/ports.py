@@ -57,6 +57,20 @@ class AuditLog(Protocol):
         """Record a failed publish attempt; the status stays ``received``."""
 
 
+class FirstDeliveryLog(Protocol):
+    """The two writes of a new token carrying a new body, as one atomic commit (one round trip).
+
+    Most deliveries are exactly that; when either document already exists, nothing is written
+    and the core falls back to the ledger and audit-log ports one step at a time, which tell a
+    duplicate from a reuse.
+    """
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        """Create the token's ledger entry and the record together; ``False`` if either exists."""
+
+
 class AuditReader(Protocol):
     """Reads the audit log page by page; memory stays bounded by the page size."""
 

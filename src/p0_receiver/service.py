@@ -15,6 +15,7 @@ always a replay.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,7 +29,14 @@ from p0_receiver.errors import (
     UnstorableRecordError,
 )
 from p0_receiver.events import Notification, parse_notification
-from p0_receiver.ports import AuditLog, EventPublisher, Quarantine, TokenHistory, TokenLedger
+from p0_receiver.ports import (
+    AuditLog,
+    EventPublisher,
+    FirstDeliveryLog,
+    Quarantine,
+    TokenHistory,
+    TokenLedger,
+)
 from p0_receiver.quarantine import (
     QuarantineReason,
     QuarantineReceipt,
@@ -101,8 +109,10 @@ class DeliveryService:
         policy: DeliveryPolicy,
         *,
         quarantine: Quarantine,
+        first_delivery: FirstDeliveryLog | None = None,
     ) -> None:
         self._verifier = verifier
+        self._first_delivery = first_delivery
         self._ledger = ledger
         self._audit_log = audit_log
         self._publisher = publisher
@@ -117,26 +127,44 @@ class DeliveryService:
         """Record and publish a delivery whose token has been verified."""
         notification = self._parse(token, body, now=now)
         event_id = notification.event_id
-        history = self._ledger.remember(
-            token.fingerprint,
-            event_id,
-            expires_at=token.expires_at + timedelta(seconds=self._policy.leeway_seconds),
+        ledger_expiry = token.expires_at + timedelta(seconds=self._policy.leeway_seconds)
+        record = build_audit_record(
+            notification, token, received_at=now, retention_days=self._policy.retention_days
+        )
+        first_delivery = self._first_delivery
+        if first_delivery is not None and self._store(
+            lambda: first_delivery.create_first(
+                record, fingerprint=token.fingerprint, expires_at=ledger_expiry, now=now
+            ),
+            token,
+            body,
             now=now,
+        ):
+            # The common case in one round trip: a new token and a new body, both now stored.
+            message_id, recorded = publish_record(self._audit_log, self._publisher, record, now=now)
+            return self._outcome(
+                DeliveryStatus.ACCEPTED, notification, message_id, None, recorded=recorded
+            )
+
+        # A token or a body seen before: one step at a time, to tell a duplicate from a reuse.
+        history = self._ledger.remember(
+            token.fingerprint, event_id, expires_at=ledger_expiry, now=now
         )
         token_reuse = self._check_reuse(token, body, event_id, history, now=now)
-        reuse_field: TokenReuseNote | None = None
         if event_id != history.first_event_id:
-            reuse_field = {"firstEventId": history.first_event_id, "fingerprint": token.fingerprint}
-
-        record = build_audit_record(
-            notification,
-            token,
-            received_at=now,
-            retention_days=self._policy.retention_days,
-            token_reuse=reuse_field,
-        )
+            reuse_field: TokenReuseNote = {
+                "firstEventId": history.first_event_id,
+                "fingerprint": token.fingerprint,
+            }
+            record = build_audit_record(
+                notification,
+                token,
+                received_at=now,
+                retention_days=self._policy.retention_days,
+                token_reuse=reuse_field,
+            )
         status = DeliveryStatus.ACCEPTED
-        if not self._create(record, token, body, now=now):
+        if not self._store(lambda: self._audit_log.create(record), token, body, now=now):
             status = DeliveryStatus.DUPLICATE
             record = self._audit_log.note_redelivery(event_id, now=now)
             if record[RecordField.PUBLISH_STATUS] == PublishStatus.PUBLISHED:
@@ -213,11 +241,12 @@ class DeliveryService:
         in_burst = now - token.issued_at <= timedelta(seconds=self._policy.token_burst_seconds)
         return token.signs_deterministically and in_burst
 
-    def _create(
-        self, record: AuditRecord, token: VerifiedToken, body: bytes, *, now: datetime
+    def _store(
+        self, write: Callable[[], bool], token: VerifiedToken, body: bytes, *, now: datetime
     ) -> bool:
+        """Run one write of the record; a record Firestore refuses for good is quarantined."""
         try:
-            return self._audit_log.create(record)
+            return write()
         except UnstorableRecordError as refusal:
             details = {"error": refusal.detail}
             self._keep(

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -333,3 +334,21 @@ def test_pubsub_outage_then_recovery_through_the_same_server(stack: Stack) -> No
     assert record["publishStatus"] == "published"
     assert record["deliveryCount"] >= 2
     assert len(stack.messages()) == 1
+
+
+def test_each_worker_builds_its_clients_after_the_fork_before_any_delivery(
+    stack: Stack, tmp_path: Path
+) -> None:
+    log = tmp_path / "function.log"
+    with (
+        log.open("wb") as sink,
+        function_server(
+            stack.function_env(WORKERS="2", THREADS="2"), stdout=sink.fileno()
+        ) as server,
+    ):
+        deadline = time.monotonic() + 30
+        while log.read_text().count('"p0_warm_up_done"') < 2:  # one line per forked worker
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        assert deliver(server).status == 200
+    assert '"p0_warm_up_failed"' not in log.read_text()

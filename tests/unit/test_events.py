@@ -143,3 +143,19 @@ def test_integers_beyond_i_json_are_a_schema_violation() -> None:
 
 def test_event_id_for_is_stable_hex() -> None:
     assert event_id_for({"b": 1, "a": [1, "x"]}) == event_id_for({"a": [1, "x"], "b": 1})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id":"n","name":"x","eventType":"e","data":{"\\ud800":1}}',
+        b'{"id":"n","name":"x","eventType":"e","data":{"k":["\\udfff"]}}',
+    ],
+    ids=["lone-surrogate-key", "lone-surrogate-value"],
+)
+def test_escaped_lone_surrogates_are_not_i_json(body: bytes) -> None:
+    with pytest.raises(SchemaViolationError) as caught:
+        parse_notification(body)
+    assert caught.value.violations == [
+        {"field": "(body)", "problem": "not representable as I-JSON (RFC 7493)"}
+    ]

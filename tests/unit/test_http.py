@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +14,14 @@ import flask
 import pytest
 from werkzeug.test import TestResponse
 
-from p0_receiver.app import Backends, build_webhook
+from p0_receiver.app import Backends, Lazy, build_webhook
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import ConfigurationError
+from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
 from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
 from p0_receiver.settings import Settings
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -42,6 +44,7 @@ class Edge:
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
         self.quarantine = InMemoryQuarantine()
+        self.first_delivery = InMemoryFirstDelivery(self.ledger, self.audit)
         handler = build_webhook(
             {
                 "GOOGLE_CLOUD_PROJECT": "acme",
@@ -53,7 +56,11 @@ class Edge:
                 **env,
             },
             backends=backends
-            or (lambda _: Backends(self.ledger, self.audit, self.publisher, self.quarantine)),
+            or (
+                lambda _: Backends(
+                    self.ledger, self.audit, self.publisher, self.quarantine, self.first_delivery
+                )
+            ),
             clock=clock,
         )
         app = flask.Flask("edge")
@@ -446,3 +453,39 @@ def test_new_settings_fail_fast_naming_the_variable(env: dict[str, str], variabl
     assert caught.value.variable == variable
     for value in env.values():
         assert value not in caught.value.problem
+
+
+def test_a_lazy_value_built_in_the_background_is_ready_before_the_first_call() -> None:
+    built = threading.Event()
+
+    def build() -> str:
+        built.set()
+        return "clients"
+
+    lazy = Lazy(build)
+    lazy.build_in_background(lambda failure: pytest.fail(str(failure)))
+    assert built.wait(timeout=10)
+    assert lazy() == "clients"
+
+
+def test_a_failed_background_build_is_reported_and_the_next_call_builds_again() -> None:
+    attempts: list[int] = []
+    reported: list[ReceiverError] = []
+    done = threading.Event()
+
+    def build() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise DownstreamUnavailableError("clients_unavailable", detail="OSError")
+        return "clients"
+
+    def report(failure: ReceiverError) -> None:
+        reported.append(failure)
+        done.set()
+
+    lazy = Lazy(build)
+    lazy.build_in_background(report)
+    assert done.wait(timeout=10)
+    assert [error.log_fields()["detail"] for error in reported] == ["OSError"]
+    assert lazy() == "clients"
+    assert len(attempts) == 2

@@ -19,6 +19,7 @@ from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -53,6 +54,7 @@ class World:
                 quarantine_max_per_token=max_per_token,
             ),
             quarantine=self.quarantine,
+            first_delivery=InMemoryFirstDelivery(self.ledger, self.audit),
         )
 
     def deliver(self, payload: bytes, raw_token: str | None = None) -> None:

@@ -21,6 +21,7 @@ from p0_receiver.service import (
 from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
@@ -37,6 +38,7 @@ class World:
         self.audit = InMemoryAuditLog()
         self.publisher = InMemoryPublisher()
         self.quarantine = InMemoryQuarantine()
+        self.first_delivery = InMemoryFirstDelivery(self.ledger, self.audit)
         verifier = TokenVerifier(
             parse_public_keys(keypair().public_pem.decode()),
             TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT),
@@ -48,6 +50,7 @@ class World:
             self.publisher,
             DeliveryPolicy(retention_days=30, reject_unknown_event_types=False, leeway_seconds=30),
             quarantine=self.quarantine,
+            first_delivery=self.first_delivery,
         )
 
     def deliver(
@@ -173,3 +176,39 @@ def test_failed_replay_leaves_the_record_untouched(world: World) -> None:
     with pytest.raises(DownstreamUnavailableError):
         publish_record(world.audit, world.publisher, before, now=NOW, replay=True)
     assert world.only_record() == before
+
+
+def test_a_new_token_with_a_new_body_is_stored_in_one_commit(world: World) -> None:
+    outcome = world.deliver()
+    assert outcome.status is DeliveryStatus.ACCEPTED
+    assert world.first_delivery.commits == 1
+    (entry,) = world.ledger.entries.values()
+    assert entry["eventId"] == outcome.event_id
+    assert world.only_record()["publishStatus"] == "published"
+
+
+def test_a_body_seen_before_falls_back_to_one_step_at_a_time(world: World) -> None:
+    world.deliver()
+    again = world.deliver()  # a fresh token, the same body: the commit writes nothing
+    assert again.status is DeliveryStatus.DUPLICATE
+    assert world.first_delivery.commits == 2
+    assert len(world.ledger.entries) == 2  # the fallback remembered the second token
+    assert world.only_record()["deliveryCount"] == 2
+
+
+def test_without_the_combined_writer_every_delivery_takes_the_step_by_step_path() -> None:
+    world = World()
+    world.service = DeliveryService(
+        TokenVerifier(
+            parse_public_keys(keypair().public_pem.decode()),
+            TokenPolicy(issuer=ISSUER, audience=AUDIENCE, subject=SUBJECT),
+        ),
+        world.ledger,
+        world.audit,
+        world.publisher,
+        DeliveryPolicy(retention_days=30, reject_unknown_event_types=False, leeway_seconds=30),
+        quarantine=world.quarantine,
+    )
+    assert world.deliver().status is DeliveryStatus.ACCEPTED
+    assert world.first_delivery.commits == 0
+    assert len(world.ledger.entries) == len(world.audit.records) == 1

@@ -28,13 +28,12 @@ from p0_receiver.settings import TokenReusePolicy
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
+    InMemoryFirstDelivery,
     InMemoryPublisher,
     InMemoryQuarantine,
     InMemoryTokenLedger,
 )
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
-
-ISSUED = datetime.now(tz=UTC).replace(microsecond=0)
 
 
 def body(n: int) -> bytes:
@@ -44,6 +43,8 @@ def body(n: int) -> bytes:
 
 class Receiver:
     def __init__(self, algorithm: str, policy: TokenReusePolicy = TokenReusePolicy.BURST) -> None:
+        # When P0 signs this test's tokens: now, so that they are valid while the test runs.
+        self.issued = datetime.now(tz=UTC).replace(microsecond=0)
         self.key = keypair(algorithm)
         self.ledger = InMemoryTokenLedger()
         self.audit = InMemoryAuditLog()
@@ -65,16 +66,19 @@ class Receiver:
                 token_burst_seconds=5,
             ),
             quarantine=self.quarantine,
+            first_delivery=InMemoryFirstDelivery(self.ledger, self.audit),
         )
 
     def p0_token(self) -> str:
-        """What P0 signs at ``ISSUED``: identical claims for every event of a burst."""
-        issued = int(ISSUED.timestamp())
+        """What P0 signs at ``issued``: identical claims for every event of a burst."""
+        issued = int(self.issued.timestamp())
         return token(self.key, iat=issued, exp=issued + 300)
 
     def deliver(self, raw: str, payload: bytes, *, after_seconds: float = 1) -> DeliveryOutcome:
         verified = self.service.authenticate(f"Bearer {raw}")
-        return self.service.accept(verified, payload, now=ISSUED + timedelta(seconds=after_seconds))
+        return self.service.accept(
+            verified, payload, now=self.issued + timedelta(seconds=after_seconds)
+        )
 
 
 @pytest.mark.parametrize("algorithm", ["RS256", "EdDSA"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -254,17 +255,19 @@ def test_verified_token_knows_whether_its_algorithm_is_deterministic(
 # --- Claim types: NumericDates are integers ------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        pytest.param({"iat": str(later(0))}, id="iat-numeric-string"),
-        pytest.param({"exp": str(later(300))}, id="exp-numeric-string"),
-        pytest.param({"nbf": str(later(-10))}, id="nbf-numeric-string"),
-        pytest.param({"iat": later(0) + 0.5}, id="iat-fraction"),
-        pytest.param({"iat": True}, id="iat-boolean"),
-    ],
-)
-def test_numeric_dates_must_be_integers(overrides: dict[str, Any]) -> None:
+# Built when the test runs, not when it is collected: a slow suite must not expire them.
+NUMERIC_DATE_SPOILERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "iat-numeric-string": lambda: {"iat": str(later(0))},
+    "exp-numeric-string": lambda: {"exp": str(later(300))},
+    "nbf-numeric-string": lambda: {"nbf": str(later(-10))},
+    "iat-fraction": lambda: {"iat": later(0) + 0.5},
+    "iat-boolean": lambda: {"iat": True},
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMERIC_DATE_SPOILERS))
+def test_numeric_dates_must_be_integers(case: str) -> None:
+    overrides = NUMERIC_DATE_SPOILERS[case]()
     assert reason(verifier_for(ES), f"Bearer {token(**overrides)}") == AuthFailure.MALFORMED_TOKEN
 
 

@@ -63,11 +63,7 @@ class FirestoreTokenLedger:
         with translated(_SERVICE, "ledger_unavailable"):
             try:
                 document.create(
-                    {
-                        _LEDGER_EVENT_ID: event_id,
-                        "firstSeenAt": now,
-                        TOKEN_LEDGER_TTL_FIELD: expires_at,
-                    },
+                    _ledger_entry(event_id, expires_at=expires_at, now=now),
                     retry=self._retry,
                     timeout=self._timeout,
                 )
@@ -84,6 +80,10 @@ class FirestoreTokenLedger:
                 retry=self._retry,
                 timeout=self._timeout,
             )
+
+
+def _ledger_entry(event_id: str, *, expires_at: datetime, now: datetime) -> dict[str, Any]:
+    return {_LEDGER_EVENT_ID: event_id, "firstSeenAt": now, TOKEN_LEDGER_TTL_FIELD: expires_at}
 
 
 def _history(stored: Mapping[str, Any] | None) -> TokenHistory:
@@ -159,6 +159,47 @@ class FirestoreAuditLog:
                 },
                 **self._call(),
             )
+
+
+class FirestoreFirstDelivery:
+    """The ledger entry and the audit record of a first delivery in one batched commit.
+
+    A batch of ``create`` writes is atomic: if either document exists the commit fails with
+    ``AlreadyExists`` and neither is written.
+    """
+
+    def __init__(
+        self,
+        client: firestore.Client,
+        *,
+        ledger_collection: str,
+        audit_collection: str,
+        timeout_seconds: float,
+    ) -> None:
+        self._client = client
+        self._ledger = client.collection(ledger_collection)
+        self._audit = client.collection(audit_collection)
+        self._timeout = timeout_seconds
+        self._retry = bounded_retry(timeout_seconds)
+
+    def create_first(
+        self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> bool:
+        event_id = record[RecordField.EVENT_ID]
+        batch = self._client.batch()
+        batch.create(
+            self._ledger.document(fingerprint),
+            _ledger_entry(event_id, expires_at=expires_at, now=now),
+        )
+        batch.create(self._audit.document(event_id), dict(record))
+        with translated(_SERVICE, "audit_unavailable"):
+            try:
+                batch.commit(retry=self._retry, timeout=self._timeout)
+            except google_exceptions.AlreadyExists:
+                return False
+            except google_exceptions.InvalidArgument as exc:
+                raise UnstorableRecordError(type(exc).__name__) from exc
+        return True
 
 
 class FirestoreQuarantine:

@@ -205,6 +205,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
             stack.ensure_topic_and_subscription(
                 stack.LOCAL_PROJECT, stack.LOCAL_TOPIC, stack.LOCAL_SUBSCRIPTION
             )
+            stack.warm_firestore(stack.LOCAL_PROJECT)
             log_path = dev_dir / "logs" / "function.log"
             with (
                 log_path.open("ab") as function_log,

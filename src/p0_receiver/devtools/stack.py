@@ -48,6 +48,21 @@ def ensure_topic_and_subscription(project: str, topic: str, subscription: str) -
     subscriber.close()
 
 
+def warm_firestore(project: str, *, rounds: int = 20) -> None:
+    """Exercise a freshly started Firestore emulator until its JIT answers at normal speed.
+
+    A cold emulator JVM can take seconds over its first writes, longer than the receiver's
+    Firestore budget: the first delivery of a local run or a test would read as an outage.
+    """
+    from google.cloud import firestore
+
+    document = firestore.Client(project=project).collection("warm-up").document("probe")
+    for round_number in range(rounds):
+        document.set({"round": round_number}, timeout=60)
+        document.get(timeout=60)
+    document.delete(timeout=60)
+
+
 @dataclass(frozen=True)
 class PulledMessage:
     message_id: str
