@@ -1,4 +1,7 @@
-"""Cloud Functions entrypoint for the P0 notification webhook (target: ``receive``)."""
+"""Cloud Functions entrypoints: the P0 webhook (`receive`) and the scheduled redrive (`redrive`).
+
+Both are deployed from this same source as two functions; each process serves one target.
+"""
 
 import os
 import sys
@@ -10,14 +13,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 import flask
 import functions_framework
 
-from p0_receiver.app import build_webhook
+from p0_receiver.app import build_target
 
-# Cold start: settings and keys are validated here, so a misconfigured deploy fails to start
-# with a message naming the variable instead of answering requests wrongly; the Google clients
-# are built on a background thread meanwhile.
-_webhook = build_webhook(os.environ, warm_up=True)
+# Cold start: the served target's settings (and, for the webhook, keys) are validated here, so
+# a misconfigured deploy fails to start with a message naming the variable; the webhook's Google
+# clients are built on a background thread meanwhile.
+_handler = build_target(os.environ, warm_up=True)
 
 
 @functions_framework.http
 def receive(request: flask.Request) -> flask.Response:
-    return _webhook(request)
+    return _handler(request)
+
+
+@functions_framework.http
+def redrive(request: flask.Request) -> flask.Response:
+    return _handler(request)

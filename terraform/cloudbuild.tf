@@ -39,6 +39,12 @@ locals {
     _CPU                             = var.function_cpu
     _MEMORY                          = var.function_memory
     _TIMEOUT                         = "${var.function_timeout_seconds}s"
+    # The scheduled redrive function (redrive.tf).
+    _REDRIVE_FUNCTION_NAME   = local.redrive_function_name
+    _REDRIVE_SERVICE_ACCOUNT = google_service_account.redrive.email
+    _REDRIVE_MIN_AGE_SECONDS = tostring(var.redrive_min_age_seconds)
+    _REDRIVE_MAX_RECORDS     = tostring(var.redrive_max_records)
+    _REDRIVE_TIMEOUT         = "${var.redrive_timeout_seconds}s"
   }
 
   build_substitutions_flag = "^;^${join(";", [for key in sort(keys(local.build_substitutions)) : "${key}=${local.build_substitutions[key]}"])}"

@@ -99,6 +99,37 @@ class InMemoryQuarantine:
             status = QuarantineStatus.STORED
         return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
 
+    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        if self.unavailable:
+            raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        ordered = sorted(
+            self.entries.values(),
+            key=lambda entry: entry[QuarantineField.LAST_RECEIVED_AT],
+            reverse=True,
+        )
+        listed = ordered if limit is None else ordered[:limit]
+        return iter(
+            [{k: v for k, v in entry.items() if k != QuarantineField.BODY} for entry in listed]
+        )
+
+    def get(self, quarantine_id: str) -> dict[str, Any] | None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        entry = self.entries.get(quarantine_id)
+        return None if entry is None else dict(entry)
+
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
+        if self.unavailable:
+            raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        self.entries[quarantine_id].update(
+            {QuarantineField.RELEASED_AT: now, QuarantineField.RELEASED_EVENT_ID: event_id}
+        )
+
+    def discard(self, quarantine_id: str) -> bool:
+        if self.unavailable:
+            raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        return self.entries.pop(quarantine_id, None) is not None
+
 
 class InMemoryAuditLog:
     def __init__(self) -> None:

@@ -1,8 +1,9 @@
 """Composition root: settings, keys and the verifier at cold start; Google clients on first use.
 
-Nothing here runs at import time. ``build_webhook`` is called once per process by ``main.py``;
-the operator CLI gets its adapters from ``google_audit_backends``, ``google_publisher`` and
-``google_archive``.
+Nothing here runs at import time. ``main.py`` calls ``build_target`` once per process: the
+webhook (``build_webhook``) or the scheduled redrive (``build_redrive``), whichever target the
+process serves; the operator CLI gets its adapters from ``google_audit_backends``,
+``google_publisher``, ``google_quarantine_desk`` and ``google_archive``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
@@ -25,14 +26,21 @@ from p0_receiver.ports import (
     EventPublisher,
     FirstDeliveryLog,
     Quarantine,
+    QuarantineDesk,
     TokenLedger,
 )
+from p0_receiver.repair import RepairPorts
 from p0_receiver.service import DeliveryPolicy, DeliveryService
-from p0_receiver.settings import OperatorSettings, Settings, load_settings
+from p0_receiver.settings import (
+    OperatorSettings,
+    Settings,
+    load_redrive_settings,
+    load_settings,
+)
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 
 if TYPE_CHECKING:
-    from p0_receiver.http import WebhookHandler
+    from p0_receiver.http import RedriveHandler, WebhookHandler
 
 
 def utc_now() -> datetime:
@@ -130,6 +138,18 @@ def google_archive(settings: OperatorSettings) -> ArchiveReader:
     with translated("Cloud Storage", "archive_unavailable"):
         client = storage_client(settings.project)
     return CloudStorageArchive(client)
+
+
+def google_quarantine_desk(settings: OperatorSettings) -> QuarantineDesk:
+    """The quarantine collection, for an operator to list, release and discard."""
+    from p0_receiver.adapters.firestore import FirestoreQuarantine, firestore_client
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Firestore", "quarantine_unavailable"):
+        client = firestore_client(settings.project, settings.firestore_database)
+    return FirestoreQuarantine(
+        client, settings.quarantine_collection, settings.firestore_timeout_seconds
+    )
 
 
 T = TypeVar("T")
@@ -297,3 +317,67 @@ def build_webhook(
         retry_after_seconds=settings.retry_after_seconds,
         clock=clock,
     )
+
+
+def google_repair_ports(settings: OperatorSettings) -> RepairPorts:
+    """The audit log and the topic, for the scheduled redrive (as the CLI's redrive gets them)."""
+    audit = google_audit_backends(settings)
+    return RepairPorts(audit.reader, audit.audit_log, google_publisher(settings))
+
+
+def build_redrive(
+    environ: Mapping[str, str],
+    *,
+    ports: Callable[[OperatorSettings], RepairPorts] = google_repair_ports,
+    clock: Callable[[], datetime] = utc_now,
+) -> RedriveHandler:
+    """The scheduled redrive target: settings validated now, clients on the first pass."""
+    from p0_receiver.http import RedriveHandler
+
+    configure_logging()
+    try:
+        settings = load_redrive_settings(environ)
+    except ConfigurationError as problem:
+        log_event(problem.severity, "p0_configuration_error", problem.log_fields())
+        raise
+
+    def connect() -> RepairPorts:
+        try:
+            return ports(settings)
+        except DownstreamUnavailableError:
+            raise
+        except Exception as exc:
+            raise DownstreamUnavailableError(
+                "clients_unavailable", detail=type(exc).__name__
+            ) from exc
+
+    return RedriveHandler(
+        Lazy(connect),
+        project=settings.project,
+        min_age=timedelta(seconds=settings.redrive_min_age_seconds),
+        max_records=settings.redrive_max_records,
+        clock=clock,
+    )
+
+
+# The targets main.py serves; functions-framework names the one it serves in FUNCTION_TARGET
+# before it imports main.py, so a deploy builds (and validates) only its own.
+TARGETS = ("receive", "redrive")
+
+
+def build_target(
+    environ: Mapping[str, str], *, warm_up: bool = False
+) -> WebhookHandler | RedriveHandler:
+    """The handler of the target this process serves (``receive`` when none is named).
+
+    ``warm_up`` is the webhook's (see ``build_webhook``); a redrive pass builds its clients
+    when it runs.
+    """
+    target = environ.get("FUNCTION_TARGET") or "receive"
+    if target == "receive":
+        return build_webhook(environ, warm_up=warm_up)
+    if target == "redrive":
+        return build_redrive(environ)
+    problem = ConfigurationError("FUNCTION_TARGET", f"must be one of {', '.join(TARGETS)}")
+    log_event(problem.severity, "p0_configuration_error", problem.log_fields())
+    raise problem

@@ -14,6 +14,7 @@
     +-- DownstreamUnavailableError       503: Firestore or Pub/Sub failed; retrying may help
     |   +-- CredentialsMissingError      no usable Google credentials
     |   +-- MissingIndexError            a query needs a composite index the database lacks
+    +-- ReleaseRefusedError              an operator's quarantine release that cannot go ahead
     +-- InternalError                    500: an unexpected exception (a bug), answered as JSON
     +-- ArchiveFormatError               an archive object is not Avro written with metadata
     +-- ConfigurationError               bad settings; names the variable
@@ -281,6 +282,20 @@ class MissingIndexError(DownstreamUnavailableError):
                 f"to finish building. Firestore said: {message}"
             ),
         )
+
+
+class ReleaseRefusedError(ReceiverError):
+    """A quarantined body an operator asked to release cannot be released (as asked).
+
+    ``needs_flag`` names the option that would let it through (``--accept-reuse``,
+    ``--as-unrecognised``): the CLI treats its absence as a usage error. Never an HTTP answer.
+    """
+
+    code = "release_refused"
+
+    def __init__(self, message: str, *, needs_flag: str | None = None) -> None:
+        super().__init__(message)
+        self.needs_flag = needs_flag
 
 
 class InternalError(ReceiverError):

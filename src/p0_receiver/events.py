@@ -103,7 +103,9 @@ class ShapeCheck(StrEnum):
 
     VALIDATED = "validated"  # a full model matched
     LENIENT = "lenient"  # request event whose optional fields all matched
-    UNRECOGNISED = "unrecognised"  # unknown type, or request data our model could not read
+    # Unknown type, request data our model could not read, or a body an operator released
+    # from the quarantine as it is (``quarantine release --as-unrecognised``).
+    UNRECOGNISED = "unrecognised"
 
 
 @dataclass(frozen=True)
@@ -167,8 +169,15 @@ def event_id_for(document: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def parse_notification(raw: bytes, *, reject_unknown_types: bool = False) -> Notification:
-    """Validate the received bytes; raise 400/422 errors that carry no input values."""
+def parse_notification(
+    raw: bytes, *, reject_unknown_types: bool = False, keep_unrecognised: bool = False
+) -> Notification:
+    """Validate the received bytes; raise 400/422 errors that carry no input values.
+
+    ``keep_unrecognised`` (an operator's release of a quarantined body) reads a known type's
+    ``data`` that does not match its model as ``unrecognised`` instead of refusing it; the
+    envelope must still match.
+    """
     document = _load_json(raw)
     try:
         envelope = Envelope.model_validate(document)
@@ -178,9 +187,11 @@ def parse_notification(raw: bytes, *, reject_unknown_types: bool = False) -> Not
     if envelope.eventType == PREAPPROVAL_CREATED:
         try:
             PreapprovalCreated.model_validate(envelope.data)
+            shape = ShapeCheck.VALIDATED
         except ValidationError as exc:
-            raise SchemaViolationError(_violations(exc, ("data",))) from exc
-        shape = ShapeCheck.VALIDATED
+            if not keep_unrecognised:
+                raise SchemaViolationError(_violations(exc, ("data",))) from exc
+            shape = ShapeCheck.UNRECOGNISED
     elif envelope.eventType.startswith(REQUEST_EVENT_PREFIX):
         try:
             RequestEvent.model_validate(envelope.data)

@@ -10,7 +10,7 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import flask
@@ -25,7 +25,15 @@ from p0_receiver.errors import (
 )
 from p0_receiver.logs import TRACE_FIELD, log_event, trace_field
 from p0_receiver.quarantine import QuarantineStatus
-from p0_receiver.record import RecordField
+from p0_receiver.record import RecordField, rfc3339
+from p0_receiver.repair import (
+    RepairPorts,
+    RepairStep,
+    RepairTally,
+    StepListener,
+    StepOutcome,
+    redrive,
+)
 from p0_receiver.service import DeliveryOutcome, DeliveryService
 
 # How many innermost frames the internal-error line names (file, line, function: no values).
@@ -39,6 +47,8 @@ _QUARANTINE_LINES = {
 }
 
 _JSON = "application/json"
+# Cloud Scheduler retries on its own schedule; the header only tells a person when to look.
+_REDRIVE_RETRY_AFTER_SECONDS = 60
 
 
 def json_response(
@@ -77,6 +87,20 @@ def _read_body(request: flask.Request, limit: int) -> bytes:
     return body
 
 
+def describe_bug(bug: Exception, fields: dict[str, Any]) -> str:
+    """Log an unexpected exception: its class and where it was raised, never its message (it
+    may quote a token or body). Returns the request line's severity."""
+    frames = traceback.extract_tb(bug.__traceback__)[-_FRAMES_LOGGED:]
+    where = [f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames]
+    log_event(
+        "ERROR",
+        "p0_internal_error",
+        {TRACE_FIELD: fields[TRACE_FIELD], "exceptionClass": type(bug).__name__, "where": where},
+    )
+    fields.update(outcome=InternalError.outcome, reason=InternalError.code)
+    return InternalError.severity
+
+
 class WebhookHandler:
     """Turns one Flask request into a response through the delivery service."""
 
@@ -111,7 +135,7 @@ class WebhookHandler:
             severity = self._describe_failure(error, fields)
         except Exception as bug:  # noqa: BLE001 - the one catch-all: P0 gets JSON, we get a line
             response = error_response(InternalError(), retry_after_seconds=0)
-            severity = self._describe_bug(bug, fields)
+            severity = describe_bug(bug, fields)
         else:
             response = json_response(
                 200, {"status": str(outcome.status), "eventId": outcome.event_id}
@@ -163,25 +187,6 @@ class WebhookHandler:
         return "INFO"
 
     @staticmethod
-    def _describe_bug(bug: Exception, fields: dict[str, Any]) -> str:
-        # The class and where it was raised; never the message (it may quote a token or body).
-        frames = traceback.extract_tb(bug.__traceback__)[-_FRAMES_LOGGED:]
-        where = [
-            f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} {frame.name}" for frame in frames
-        ]
-        log_event(
-            "ERROR",
-            "p0_internal_error",
-            {
-                TRACE_FIELD: fields[TRACE_FIELD],
-                "exceptionClass": type(bug).__name__,
-                "where": where,
-            },
-        )
-        fields.update(outcome=InternalError.outcome, reason=InternalError.code)
-        return InternalError.severity
-
-    @staticmethod
     def _describe_failure(error: ReceiverError, fields: dict[str, Any]) -> str:
         if isinstance(error, RequestRejectedError) and error.quarantine is not None:
             receipt = error.quarantine
@@ -203,3 +208,99 @@ class WebhookHandler:
             log_event(severity, event, {TRACE_FIELD: fields[TRACE_FIELD], **details})
         fields.update(outcome=error.outcome, **error.log_fields())
         return error.severity
+
+
+class RedriveHandler:
+    """The scheduled redrive: one POST runs one pass of the repair use case the CLI's
+    ``redrive`` runs, and answers its counts as JSON (503 when Firestore cannot be read).
+
+    Private by deployment (IAM: only the scheduler's service account may invoke it); it reads
+    no request body.
+    """
+
+    def __init__(
+        self,
+        ports: Callable[[], RepairPorts],
+        *,
+        project: str,
+        min_age: timedelta,
+        max_records: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._ports = ports
+        self._project = project
+        self._min_age = min_age
+        self._max_records = max_records
+        self._clock = clock
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        fields: dict[str, Any] = {
+            TRACE_FIELD: trace_field(
+                self._project,
+                request.headers.get("X-Cloud-Trace-Context"),
+                request.headers.get("traceparent"),
+            ),
+        }
+        received_before = self._clock() - self._min_age
+        try:
+            tally = self._pass(request, received_before, fields)
+        except ReceiverError as error:
+            response = error_response(error, retry_after_seconds=_REDRIVE_RETRY_AFTER_SECONDS)
+            fields.update(outcome=error.outcome, **error.log_fields())
+            severity = error.severity
+        except Exception as bug:  # noqa: BLE001 - the one catch-all: JSON 500 and one line
+            response = error_response(InternalError(), retry_after_seconds=0)
+            severity = describe_bug(bug, fields)
+        else:
+            counts = {
+                # Published but not marked still reached the topic (a later pass re-sends it).
+                "published": tally.published + tally.unrecorded,
+                "failed": tally.failed,
+                "skipped": tally.skipped + tally.failed_integrity,
+                "failedIntegrity": tally.failed_integrity,
+                "unrecorded": tally.unrecorded,
+                "stopped": tally.stopped,
+            }
+            response = json_response(200, counts)
+            fields.update(counts, receivedBefore=rfc3339(received_before))
+            fields["outcome"] = "completed" if tally.clean and not tally.stopped else "incomplete"
+            severity = "INFO" if fields["outcome"] == "completed" else "WARNING"
+        fields["httpStatus"] = response.status_code
+        fields["latencyMs"] = round((time.perf_counter() - started) * 1000, 2)
+        log_event(severity, "p0_redrive", fields)
+        return response
+
+    def _pass(
+        self, request: flask.Request, received_before: datetime, fields: dict[str, Any]
+    ) -> RepairTally:
+        if request.method != "POST":
+            raise MethodNotAllowedError()
+        ports = self._ports()
+        return redrive(
+            ports.reader,
+            ports.audit_log,
+            ports.publisher,
+            received_before=received_before,
+            limit=self._max_records,
+            clock=self._clock,
+            on_step=self._step_logger(fields),
+        )
+
+    @staticmethod
+    def _step_logger(fields: dict[str, Any]) -> StepListener:
+        def on_step(step: RepairStep) -> None:
+            # A stored record that no longer matches its own body is never published: say so
+            # loudly, once per record (field names only, never values).
+            if step.outcome is StepOutcome.REFUSED:
+                log_event(
+                    "ERROR",
+                    "p0_redrive_integrity_failed",
+                    {
+                        TRACE_FIELD: fields[TRACE_FIELD],
+                        "eventId": step.event_id,
+                        "problems": list(step.problems),
+                    },
+                )
+
+        return on_step

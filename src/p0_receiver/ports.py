@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
 from p0_receiver.queries import QueryShape
@@ -103,6 +103,22 @@ class Quarantine(Protocol):
     ) -> QuarantineReceipt:
         """Create the entry or count a repeat, atomically; never more than ``max_per_token``
         entries per token fingerprint. Raises ``DownstreamUnavailableError`` if unreachable."""
+
+
+class QuarantineDesk(Protocol):
+    """The operator's side of the quarantine: list, read, mark released, discard."""
+
+    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Entries newest receipt first, without their bodies (a listing needs none)."""
+
+    def get(self, quarantine_id: str) -> dict[str, Any] | None:
+        """The whole entry, body included, or ``None``."""
+
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
+        """Note that the entry's body is now the audit record ``event_id``."""
+
+    def discard(self, quarantine_id: str) -> bool:
+        """Delete the entry; ``False`` if there was none."""
 
 
 class EventPublisher(Protocol):

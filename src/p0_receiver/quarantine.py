@@ -51,6 +51,9 @@ class QuarantineField:
     LAST_RECEIVED_AT: Final = "lastReceivedAt"
     COUNT: Final = "count"
     EXPIRE_AT: Final = "expireAt"
+    # Set by an operator's release: when, and the audit record the body became.
+    RELEASED_AT: Final = "releasedAt"
+    RELEASED_EVENT_ID: Final = "releasedEventId"
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class RecordField:
     LAST_PUBLISH_ATTEMPT_AT: Final = "lastPublishAttemptAt"
     EXPIRE_AT: Final = "expireAt"
     TOKEN_REUSE: Final = "tokenReuse"
+    RELEASED_FROM: Final = "releasedFrom"
 
 
 class RecordToken(TypedDict):
@@ -94,6 +95,14 @@ class TokenReuseNote(TypedDict):
 
     firstEventId: str
     fingerprint: str
+
+
+class ReleasedFrom(TypedDict):
+    """Marks a record an operator released from the quarantine (``p0-receiver quarantine``)."""
+
+    quarantineId: str
+    reason: str
+    releasedAt: datetime
 
 
 class DerivedFields(TypedDict):
@@ -133,8 +142,9 @@ class AuditRecord(DerivedFields):
     deliveryCount: int
     token: RecordToken
     # Which configured key verified the token: RFC 7638 thumbprint, and its kid if it has one.
-    keyThumbprint: str
-    keyId: str | None
+    # Absent on a body released from the quarantine (which key verified it was not kept).
+    keyThumbprint: NotRequired[str]
+    keyId: NotRequired[str | None]
     body: bytes
     bodySha256: str
     bodyBytes: int
@@ -146,6 +156,7 @@ class AuditRecord(DerivedFields):
     lastPublishAttemptAt: datetime | None
     expireAt: NotRequired[datetime]
     tokenReuse: NotRequired[TokenReuseNote]
+    releasedFrom: NotRequired[ReleasedFrom]
 
 
 @dataclass(frozen=True)
@@ -267,18 +278,31 @@ def derived_fields(notification: Notification, *, received_at: datetime) -> Deri
     }
 
 
+def recorded_token(header: Any, claims: Any, fingerprint: str) -> RecordToken:
+    """The record's ``token``: decoded header and claims in a shape Firestore stores."""
+    return {
+        "header": _firestore_safe(header),
+        "claims": _firestore_safe(claims),
+        "fingerprint": fingerprint,
+    }
+
+
 def build_audit_record(
     notification: Notification,
-    token: VerifiedToken,
+    token: VerifiedToken | RecordToken,
     *,
     received_at: datetime,
     retention_days: int,
     token_reuse: TokenReuseNote | None = None,
+    released_from: ReleasedFrom | None = None,
 ) -> AuditRecord:
     """The Firestore document for a first delivery (``deliveryCount`` 1, status received).
 
     ``token_reuse`` (``firstEventId``, ``fingerprint``) marks a body accepted under a token
     that an earlier delivery already used (see the reuse policy in ``service.py``).
+    ``token`` is the verified token, or (for a body released from the quarantine, whose token
+    is long gone) the header, claims and fingerprint the quarantine kept; ``released_from``
+    marks such a record.
     """
     record: AuditRecord = {
         RecordField.RECORD_SCHEMA_VERSION: RECORD_SCHEMA_VERSION,
@@ -287,13 +311,11 @@ def build_audit_record(
         RecordField.RECEIVED_AT: received_at,
         RecordField.LAST_RECEIVED_AT: received_at,
         RecordField.DELIVERY_COUNT: 1,
-        RecordField.TOKEN: {
-            "header": _firestore_safe(token.header),
-            "claims": _firestore_safe(token.claims),
-            "fingerprint": token.fingerprint,
-        },
-        RecordField.KEY_THUMBPRINT: token.key_thumbprint,
-        RecordField.KEY_ID: token.key_id,
+        RecordField.TOKEN: (
+            recorded_token(token.header, token.claims, token.fingerprint)
+            if isinstance(token, VerifiedToken)
+            else token
+        ),
         RecordField.BODY: notification.raw,
         RecordField.BODY_SHA256: hashlib.sha256(notification.raw).hexdigest(),
         RecordField.BODY_BYTES: len(notification.raw),
@@ -306,8 +328,13 @@ def build_audit_record(
     }
     if retention_days > 0:
         record[RecordField.EXPIRE_AT] = received_at + timedelta(days=retention_days)
+    if isinstance(token, VerifiedToken):
+        record[RecordField.KEY_THUMBPRINT] = token.key_thumbprint
+        record[RecordField.KEY_ID] = token.key_id
     if token_reuse is not None:
         record[RecordField.TOKEN_REUSE] = token_reuse
+    if released_from is not None:
+        record[RecordField.RELEASED_FROM] = released_from
     return record
 
 
@@ -331,6 +358,8 @@ def message_attributes(record: AuditRecord, *, replay: bool = False) -> dict[str
         candidates["replay"] = "true"
     if record.get(RecordField.TOKEN_REUSE):
         candidates["tokenReuse"] = "true"
+    if record.get(RecordField.RELEASED_FROM):
+        candidates["released"] = "true"
     return {
         name: value
         for name, value in candidates.items()

@@ -71,6 +71,15 @@ class RepairTally:
             self.failed_integrity += 1
 
 
+@dataclass(frozen=True)
+class RepairPorts:
+    """What a repair pass works on: the audit log (read and written) and the topic."""
+
+    reader: AuditReader
+    audit_log: AuditLog
+    publisher: EventPublisher
+
+
 StepListener = Callable[[RepairStep], None]
 
 

@@ -57,6 +57,8 @@ class OperatorSettings(BaseModel):
     publish_timeout_seconds: Annotated[
         float, Field(alias="PUBSUB_PUBLISH_TIMEOUT_SECONDS", gt=0, le=15)
     ] = 8.0
+    # The operator's too: a body released from the quarantine is recorded with it.
+    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
 
     @field_validator("*", mode="before")
     @classmethod
@@ -124,7 +126,6 @@ class Settings(OperatorSettings):
     max_body_bytes: Annotated[
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
-    audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
     retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
 
     @field_validator("jwt_algorithms", mode="before")
@@ -161,6 +162,19 @@ class Settings(OperatorSettings):
             ) from exc
 
 
+class RedriveSettings(OperatorSettings):
+    """The scheduled redrive target's settings: where the audit log and topic are, and how much
+    one pass may do. No key material: the redrive never verifies a token."""
+
+    pubsub_topic: Annotated[str, Field(alias="PUBSUB_TOPIC", min_length=1)]
+    # Never race a delivery still in flight (its own publish may be under way).
+    redrive_min_age_seconds: Annotated[
+        int, Field(alias="REDRIVE_MIN_AGE_SECONDS", ge=0, le=86_400)
+    ] = 300
+    # One pass must end inside the function's timeout even with every publish slow.
+    redrive_max_records: Annotated[int, Field(alias="REDRIVE_MAX_RECORDS", ge=1, le=10_000)] = 500
+
+
 _S = TypeVar("_S", bound=BaseModel)
 
 
@@ -188,3 +202,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
 def load_operator_settings(environ: Mapping[str, str]) -> OperatorSettings:
     """The operator CLI's view of the same variables: no key material is required."""
     return _validated(OperatorSettings, environ)
+
+
+def load_redrive_settings(environ: Mapping[str, str]) -> RedriveSettings:
+    """The scheduled redrive target's settings, validated at its cold start."""
+    return _validated(RedriveSettings, environ)

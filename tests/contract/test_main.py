@@ -92,3 +92,42 @@ def test_bad_configuration_fails_at_cold_start_naming_the_variable(
     with pytest.raises(ConfigurationError) as caught:
         create_app()
     assert caught.value.variable == variable
+
+
+def create_redrive_app() -> flask.Flask:
+    app: flask.Flask = functions_framework.create_app(  # type: ignore[no-untyped-call]
+        target="redrive", source=MAIN
+    )
+    return app
+
+
+def test_the_redrive_target_publishes_what_a_pubsub_outage_left_received(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stack.function_env(PUBSUB_TOPIC="missing-topic").items():
+        monkeypatch.setenv(name, value)
+    left = create_app().test_client()
+    answer = post(left)
+    assert getattr(answer, "status_code", None) == 503  # no such topic: left received
+    (record,) = stack.records()
+    assert record["publishStatus"] == "received"
+
+    # The redrive target's deploy carries no key material: it must not need any.
+    monkeypatch.setenv("PUBSUB_TOPIC", stack.topic)
+    monkeypatch.delenv("P0_PUBLIC_KEYS")
+    monkeypatch.setenv("REDRIVE_MIN_AGE_SECONDS", "0")
+    redrive = create_redrive_app().test_client()
+    assert redrive.get("/").status_code == 405
+    response = redrive.post("/")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "published": 1,
+        "failed": 0,
+        "skipped": 0,
+        "failedIntegrity": 0,
+        "unrecorded": 0,
+        "stopped": False,
+    }
+    (message,) = stack.messages()
+    assert message.attributes["eventId"] == record["eventId"]
+    assert stack.record(record["eventId"])["publishStatus"] == "published"  # type: ignore[index]

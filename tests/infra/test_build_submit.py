@@ -184,5 +184,10 @@ def test_the_build_request_runs_as_the_deployer_with_the_substitutions(
     source = build["source"]["storageSource"]
     assert source["bucket"] == BUCKET
     assert source["object"].startswith("source/")
-    assert [step["id"] for step in build["steps"]][-2:] == ["deploy", "smoke"]
+    assert [step["id"] for step in build["steps"]][-4:] == [
+        "deploy",
+        "smoke",
+        "deploy-redrive",
+        "smoke-redrive",
+    ]
     assert Path(source["object"]).suffix == ".tgz"

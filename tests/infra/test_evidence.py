@@ -58,12 +58,30 @@ def _single(body: dict[str, object], name: str) -> dict[str, object]:
     return block
 
 
+# Adapter methods only an operator's command calls, with the operator's own credentials
+# (`p0-receiver quarantine discard`): never the receiver's or the redrive's identity.
+OPERATOR_ONLY_METHODS = {"discard"}
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except the bodies of operator-only methods."""
+    nodes: list[ast.AST] = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef) and node.name in OPERATOR_ONLY_METHODS:
+            continue
+        nodes.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def _firestore_calls(path: Path) -> set[str]:
-    """Names of the Firestore client calls in an adapter module (method calls and the
-    ``@firestore.transactional`` decorator)."""
+    """Names of the Firestore client calls the runtime can make from an adapter module (method
+    calls and the ``@firestore.transactional`` decorator)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if ast.unparse(node.func) in NOT_FIRESTORE_CALLS:
                 continue

@@ -253,6 +253,7 @@ def test_deployer_acts_only_as_the_function_identities(module: Module) -> None:
     assert acts_as == {
         "google_service_account.runtime.name",
         "google_service_account.function_builder.name",
+        "google_service_account.redrive.name",
     }
     project_roles = {
         body["role"]
@@ -598,6 +599,7 @@ API_OF_TYPE = {
     "google_bigquery_dataset": "bigquery.googleapis.com",
     "google_bigquery_table": "bigquery.googleapis.com",
     "google_bigquery_table_iam_member": "bigquery.googleapis.com",
+    "google_cloud_scheduler_job": "cloudscheduler.googleapis.com",
 }
 _RESOURCE_REFERENCE = re.compile(r"\b((?:google|time)_\w+)\.(\w+)(\[\\?\"([\w.-]+)\\?\"\])?")
 _LOCAL_REFERENCE = re.compile(r"\blocal\.(\w+)")

@@ -203,12 +203,17 @@ class FirestoreFirstDelivery:
 
 
 class FirestoreQuarantine:
-    """Quarantine entries keyed by body SHA-256; the per-token bound is kept in a transaction."""
+    """Quarantine entries keyed by body SHA-256; the per-token bound is kept in a transaction.
+
+    Both ports: ``Quarantine`` (the receiver keeps bodies) and ``QuarantineDesk`` (an operator
+    lists, reads, releases and discards them).
+    """
 
     def __init__(self, client: firestore.Client, collection: str, timeout_seconds: float) -> None:
         self._client = client
         self._collection = client.collection(collection)
         self._timeout = timeout_seconds
+        self._retry = bounded_retry(timeout_seconds)
 
     def keep(
         self, refused: RefusedBody, *, now: datetime, retention_days: int, max_per_token: int
@@ -256,6 +261,53 @@ class FirestoreQuarantine:
                     raise
                 raise DownstreamUnavailableError("quarantine_unavailable", "Aborted") from exc
         return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
+
+    # The operator's side (QuarantineDesk).
+
+    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+        # Ordered on one field: Firestore's automatic single-field index serves it.
+        query = self._collection.order_by(
+            QuarantineField.LAST_RECEIVED_AT, direction=firestore.Query.DESCENDING
+        ).select(_LISTED_QUARANTINE_FIELDS)
+        if limit is not None:
+            query = query.limit(limit)
+        with translated(_SERVICE, "quarantine_unavailable"):
+            snapshots = list(query.get(retry=self._retry, timeout=self._timeout))
+        for snapshot in snapshots:
+            yield snapshot.to_dict() or {}
+
+    def get(self, quarantine_id: str) -> dict[str, Any] | None:
+        with translated(_SERVICE, "quarantine_unavailable"):
+            snapshot = self._collection.document(quarantine_id).get(
+                retry=self._retry, timeout=self._timeout
+            )
+        return snapshot.to_dict()
+
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
+        with translated(_SERVICE, "quarantine_unavailable"):
+            self._collection.document(quarantine_id).update(
+                {QuarantineField.RELEASED_AT: now, QuarantineField.RELEASED_EVENT_ID: event_id},
+                retry=self._retry,
+                timeout=self._timeout,
+            )
+
+    def discard(self, quarantine_id: str) -> bool:
+        document = self._collection.document(quarantine_id)
+        with translated(_SERVICE, "quarantine_unavailable"):
+            # delete() succeeds on a missing document: ask first, so the operator hears of a
+            # mistyped id. (A race with the TTL only makes the answer stale, not wrong.)
+            if not document.get(retry=self._retry, timeout=self._timeout).exists:
+                return False
+            document.delete(retry=self._retry, timeout=self._timeout)
+        return True
+
+
+# What a quarantine listing reads: everything but the body.
+_LISTED_QUARANTINE_FIELDS = [
+    value
+    for name, value in vars(QuarantineField).items()
+    if name.isupper() and value != QuarantineField.BODY
+]
 
 
 class FirestoreAuditReader:

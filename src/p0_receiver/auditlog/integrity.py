@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from p0_receiver.errors import MalformedJsonError, SchemaViolationError
-from p0_receiver.events import event_id_for, parse_notification
+from p0_receiver.events import ShapeCheck, event_id_for, parse_notification
 from p0_receiver.record import RecordField, derived_fields
 
 _NOT_A_NOTIFICATION = (
@@ -39,8 +39,11 @@ class IntegrityReport:
 
 def _mismatched_fields(record: Mapping[str, Any], raw: bytes) -> tuple[str, ...] | None:
     """Derived fields whose stored value differs from the body's; None if it does not parse."""
+    # A body an operator released as unrecognised is read the way the release read it.
+    released = record.get(RecordField.RELEASED_FROM)
+    as_released = bool(released) and record.get(RecordField.SHAPE_CHECK) == ShapeCheck.UNRECOGNISED
     try:
-        notification = parse_notification(raw)
+        notification = parse_notification(raw, keep_unrecognised=as_released)
     except (MalformedJsonError, SchemaViolationError):
         return None
     received_at = record.get(RecordField.RECEIVED_AT)

@@ -20,10 +20,17 @@ from p0_receiver.app import (
     google_archive,
     google_audit_backends,
     google_publisher,
+    google_quarantine_desk,
     utc_now,
 )
-from p0_receiver.errors import ConfigurationError, ReceiverError
-from p0_receiver.ports import ArchiveReader, AuditLog, AuditReader, EventPublisher
+from p0_receiver.errors import ConfigurationError, ReceiverError, ReleaseRefusedError
+from p0_receiver.ports import (
+    ArchiveReader,
+    AuditLog,
+    AuditReader,
+    EventPublisher,
+    QuarantineDesk,
+)
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 
 
@@ -42,6 +49,8 @@ _FAILURES: dict[type[ReceiverError], type[click.ClickException]] = {
 
 def operator_failure(error: ReceiverError) -> click.ClickException:
     """The one line click prints for ``error``, with the exit code its class maps to."""
+    if isinstance(error, ReleaseRefusedError) and error.needs_flag is not None:
+        return click.UsageError(error.for_operator())  # a decision only a flag can make
     kind = next(kind for kind in type(error).__mro__ if kind in _FAILURES)
     return _FAILURES[kind](error.for_operator())
 
@@ -56,10 +65,12 @@ class OperatorContext:
     connect: Callable[[OperatorSettings, int | None], AuditBackends] = google_audit_backends
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
     connect_archive: Callable[[OperatorSettings], ArchiveReader] = google_archive
+    connect_quarantine: Callable[[OperatorSettings], QuarantineDesk] = google_quarantine_desk
     _settings: OperatorSettings | None = None
     _backends: AuditBackends | None = None
     _publisher: EventPublisher | None = None
     _archive: ArchiveReader | None = None
+    _quarantine: QuarantineDesk | None = None
 
     @property
     def settings(self) -> OperatorSettings:
@@ -87,6 +98,11 @@ class OperatorContext:
         if self._archive is None:
             self._archive = self.connect_archive(self.settings)
         return self._archive
+
+    def quarantine(self) -> QuarantineDesk:
+        if self._quarantine is None:
+            self._quarantine = self.connect_quarantine(self.settings)
+        return self._quarantine
 
     def now(self) -> datetime:
         return self.clock()

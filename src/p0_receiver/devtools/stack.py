@@ -142,8 +142,10 @@ def function_server(
     source_dir: Path | None = None,
     python: str = sys.executable,
     stdout: int | None = None,
+    target: str = "receive",
 ) -> Iterator[FunctionServer]:
-    """Serve ``main.py:receive`` with the real functions-framework (gunicorn) on loopback."""
+    """Serve ``main.py``'s ``target`` (``receive`` or ``redrive``) with the real
+    functions-framework (gunicorn) on loopback."""
     directory = source_dir or source_root()
     port = free_port()
     process = subprocess.Popen(
@@ -151,7 +153,7 @@ def function_server(
             python,
             "-m",
             "functions_framework",
-            "--target=receive",
+            f"--target={target}",
             "--source=main.py",
             f"--host={LOOPBACK}",
             f"--port={port}",

@@ -1,0 +1,258 @@
+"""Release: a quarantined body becomes an audit record through the delivery path, once.
+
+The bodies are refused by the real delivery service over the in-memory ports, then released
+by the use case over the same ports; every refusal of a release has its own test.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from p0_receiver import events, repair
+from p0_receiver.auditlog.integrity import check_integrity
+from p0_receiver.errors import (
+    ReleaseRefusedError,
+    SchemaViolationError,
+    TokenReplayError,
+    UnknownEventTypeError,
+)
+from p0_receiver.events import ShapeCheck
+from p0_receiver.quarantine import QuarantineField
+from p0_receiver.release import ReleaseOutcome, ReleaseRequest, ReleaseStatus, release
+from p0_receiver.settings import TokenReusePolicy
+from tests.fakes import InMemoryAuditReader
+from tests.unit.test_quarantine import DRIFTED, NOW
+from tests.unit.test_quarantine import World as RefusingWorld
+from tests.unit.test_token_reuse import Receiver, body
+
+RELEASED_AT = NOW + timedelta(hours=2)
+
+
+class _RelaxedPreapproval(events._P0Model):
+    """What an upgrade that understands P0's new shape would parse (any data)."""
+
+
+class World(RefusingWorld):
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.reader = InMemoryAuditReader(self.audit)
+
+    def refuse(self, payload: bytes) -> str:
+        with pytest.raises(SchemaViolationError) as caught:
+            self.deliver(payload)
+        assert caught.value.quarantine is not None
+        return caught.value.quarantine.quarantine_id
+
+    def release(self, quarantine_id: str, **flags: bool) -> ReleaseOutcome:
+        return release(
+            ReleaseRequest(quarantine_id, **flags),
+            self.quarantine,
+            self.reader,
+            self.audit,
+            self.publisher,
+            retention_days=30,
+            now=RELEASED_AT,
+        )
+
+
+def test_a_drifted_body_is_refused_until_the_model_understands_it() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    with pytest.raises(ReleaseRefusedError) as caught:
+        world.release(held)
+    assert caught.value.needs_flag == "--as-unrecognised"
+    assert "data.type: Field required" in str(caught.value)
+    assert world.audit.records == {}
+    assert world.publisher.messages == []
+    assert QuarantineField.RELEASED_EVENT_ID not in world.quarantine.entries[held]
+
+
+def test_after_an_upgrade_the_body_is_recorded_and_published_as_released(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    monkeypatch.setattr(events, "PreapprovalCreated", _RelaxedPreapproval)  # the upgrade
+    entry = world.quarantine.entries[held]
+    outcome = world.release(held)
+    assert (outcome.status, outcome.shape) == (ReleaseStatus.RELEASED, ShapeCheck.VALIDATED)
+    record = world.audit.records[outcome.event_id]
+    assert record["releasedFrom"] == {
+        "quarantineId": held,
+        "reason": "schema_violation",
+        "releasedAt": RELEASED_AT,
+    }
+    assert record["body"] == DRIFTED
+    assert record["receivedAt"] == NOW  # when P0 delivered it, not when it was released
+    # The token as the quarantine kept it (header and claims were JSON text there).
+    kept = entry[QuarantineField.TOKEN]
+    assert record["token"] == {
+        "header": json.loads(kept["header"]),
+        "claims": json.loads(kept["claims"]),
+        "fingerprint": kept["fingerprint"],
+    }
+    assert record["publishStatus"] == "published"
+    ((message_id, data, attributes),) = world.publisher.messages
+    assert (data, attributes["released"], attributes["eventId"]) == (
+        DRIFTED,
+        "true",
+        outcome.event_id,
+    )
+    assert record["messageId"] == message_id == outcome.message_id
+    assert check_integrity(record).ok
+    assert world.quarantine.entries[held][QuarantineField.RELEASED_EVENT_ID] == outcome.event_id
+
+
+def test_as_unrecognised_keeps_a_body_that_still_does_not_parse_and_it_stays_intact() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    outcome = world.release(held, as_unrecognised=True)
+    assert (outcome.status, outcome.shape) == (ReleaseStatus.RELEASED, ShapeCheck.UNRECOGNISED)
+    record = world.audit.records[outcome.event_id]
+    assert record["shapeCheck"] == "unrecognised"
+    assert check_integrity(record).ok
+    # The integrity check reads it as released: the same record without the mark fails it.
+    unmarked = {k: v for k, v in record.items() if k != "releasedFrom"}
+    assert not check_integrity(unmarked).ok
+    # ...and a tampered derived field is still caught on a released record.
+    assert not check_integrity({**record, "objectId": "someone-else"}).ok
+
+
+def test_releasing_twice_creates_one_record_and_one_message() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    first = world.release(held, as_unrecognised=True)
+    again = world.release(held, as_unrecognised=True)
+    assert again.status is ReleaseStatus.ALREADY_RECORDED
+    assert again.event_id == first.event_id
+    assert len(world.audit.records) == 1
+    assert len(world.publisher.messages) == 1
+
+
+def test_a_body_p0_already_delivered_after_the_upgrade_gets_no_second_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    monkeypatch.setattr(events, "PreapprovalCreated", _RelaxedPreapproval)  # the upgrade
+    world.deliver(DRIFTED)  # P0's retry, accepted by the normal path
+    (recorded,) = world.audit.records.values()
+    outcome = world.release(held)
+    assert outcome.status is ReleaseStatus.ALREADY_RECORDED
+    assert outcome.event_id == recorded["eventId"]
+    assert len(world.audit.records) == 1
+    assert len(world.publisher.messages) == 1
+    assert "releasedFrom" not in world.audit.records[outcome.event_id]
+    assert world.quarantine.entries[held][QuarantineField.RELEASED_EVENT_ID] == outcome.event_id
+
+
+def test_a_failed_publish_leaves_the_released_record_for_the_redrive() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    world.publisher.unavailable = True
+    outcome = world.release(held, as_unrecognised=True)
+    assert outcome.status is ReleaseStatus.UNPUBLISHED
+    assert outcome.failure is not None
+    assert world.audit.records[outcome.event_id]["publishStatus"] == "received"
+    world.publisher.unavailable = False
+    tally = repair.redrive(
+        world.reader,
+        world.audit,
+        world.publisher,
+        received_before=RELEASED_AT,
+        clock=lambda: RELEASED_AT,
+    )
+    assert (tally.published, tally.failed_integrity) == (1, 0)
+    ((_, _, attributes),) = world.publisher.messages
+    assert attributes["released"] == "true"
+
+
+def test_strict_modes_unknown_type_is_released_as_unrecognised_without_a_flag() -> None:
+    world = World(strict=True)
+    unknown = json.dumps({"id": "n", "name": "x", "eventType": "brand-new", "data": {}}).encode()
+    with pytest.raises(UnknownEventTypeError) as caught:
+        world.deliver(unknown)
+    assert caught.value.quarantine is not None
+    outcome = world.release(caught.value.quarantine.quarantine_id)
+    assert (outcome.status, outcome.shape) == (ReleaseStatus.RELEASED, ShapeCheck.UNRECOGNISED)
+    assert check_integrity(world.audit.records[outcome.event_id]).ok
+
+
+def test_an_envelope_that_does_not_match_is_refused_even_as_unrecognised() -> None:
+    world = World()
+    no_name = json.dumps({"id": "n", "eventType": "preapproval-created", "data": {}}).encode()
+    held = world.refuse(no_name)
+    with pytest.raises(ReleaseRefusedError) as caught:
+        world.release(held, as_unrecognised=True)
+    assert caught.value.needs_flag is None
+    assert "name: Field required" in str(caught.value)
+    assert world.audit.records == {}
+
+
+def test_a_missing_entry_is_refused() -> None:
+    with pytest.raises(ReleaseRefusedError, match="no quarantine entry"):
+        World().release("0" * 64)
+
+
+def test_an_entry_whose_body_was_edited_is_refused() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    world.quarantine.entries[held]["body"] = DRIFTED.replace(b"x", b"y")
+    with pytest.raises(ReleaseRefusedError, match="no longer hashes"):
+        world.release(held, as_unrecognised=True)
+    assert world.audit.records == {}
+
+
+def test_an_entry_whose_token_is_unreadable_is_refused() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    world.quarantine.entries[held]["token"]["claims"] = "{not json"
+    with pytest.raises(ReleaseRefusedError, match="token header and claims"):
+        world.release(held, as_unrecognised=True)
+    assert world.audit.records == {}
+
+
+def _replayed(receiver: Receiver) -> str:
+    raw = receiver.p0_token()
+    receiver.deliver(raw, body(1))
+    with pytest.raises(TokenReplayError) as caught:
+        receiver.deliver(raw, body(2), after_seconds=60)  # outside the burst window
+    assert caught.value.quarantine is not None
+    return caught.value.quarantine.quarantine_id
+
+
+def _release_replayed(receiver: Receiver, held: str, **flags: bool) -> ReleaseOutcome:
+    return release(
+        ReleaseRequest(held, **flags),
+        receiver.quarantine,
+        InMemoryAuditReader(receiver.audit),
+        receiver.audit,
+        receiver.publisher,
+        retention_days=30,
+        now=RELEASED_AT,
+    )
+
+
+def test_a_reused_tokens_body_needs_accept_reuse_and_is_flagged_when_released() -> None:
+    receiver = Receiver("RS256", TokenReusePolicy.BURST)
+    held = _replayed(receiver)
+    with pytest.raises(ReleaseRefusedError) as caught:
+        _release_replayed(receiver, held)
+    assert caught.value.needs_flag == "--accept-reuse"
+    assert len(receiver.audit.records) == 1
+    outcome = _release_replayed(receiver, held, accept_reuse=True)
+    assert outcome.status is ReleaseStatus.RELEASED
+    record = receiver.audit.records[outcome.event_id]
+    first_event_id = next(k for k in receiver.audit.records if k != outcome.event_id)
+    assert record["tokenReuse"] == {
+        "firstEventId": first_event_id,
+        "fingerprint": record["token"]["fingerprint"],
+    }
+    assert record["releasedFrom"]["reason"] == "token_reused"
+    attributes = receiver.publisher.messages[-1][2]
+    assert (attributes["tokenReuse"], attributes["released"]) == ("true", "true")
+    assert check_integrity(record).ok
