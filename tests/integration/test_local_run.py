@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,16 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
     assert output.count("Firestore p0_notifications/") == 2
     assert output.count("Pub/Sub message pulled from") == 2
     assert '"publishStatus": "published"' in output
+    (export,) = [line for line in output.splitlines() if line.startswith("export ")]
+    pasted = dict(word.split("=", 1) for word in shlex.split(export)[1:])
+    assert pasted["GOOGLE_CLOUD_PROJECT"] == "p0-receiver-local"
+    assert set(pasted) == {
+        "GOOGLE_CLOUD_PROJECT",
+        "PUBSUB_TOPIC",
+        "FIRESTORE_EMULATOR_HOST",
+        "PUBSUB_EMULATOR_HOST",
+    }
+    assert "-m p0_receiver audit query --since 1h" in output
     ports = re.findall(r"127\.0\.0\.1:(\d+)", output)
     assert len(set(ports)) >= 3  # function server and both emulators
     assert not any(_listening(port) for port in set(ports))  # no orphan JVM or server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -359,3 +360,19 @@ def test_integrity_of_a_body_that_is_no_longer_a_notification() -> None:
     assert not report.ok
     assert not report.fields_match_body
     assert "the body is not a P0 notification any more" in "; ".join(report.problems)
+
+
+def test_local_run_prints_shell_lines_that_survive_hostile_values() -> None:
+    from p0_receiver.cli.dev import shell_lines
+
+    lines = shell_lines(
+        {"GOOGLE_CLOUD_PROJECT": "p0-local", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1; rm -rf ~"},
+        "http://127.0.0.1:8080/",
+    )
+    words = shlex.split(lines[0])
+    assert words == [
+        "export",
+        "GOOGLE_CLOUD_PROJECT=p0-local",
+        "FIRESTORE_EMULATOR_HOST=127.0.0.1:1; rm -rf ~",
+    ]
+    assert shlex.split(lines[1])[1:] == ["-m", "p0_receiver", "audit", "query", "--since", "1h"]

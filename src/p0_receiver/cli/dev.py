@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -216,19 +218,41 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
                 _out.print(
                     Panel.fit(
                         f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
-                        f"Emulators: {emulator_env}\n"
-                        f"Send more: python -m p0_receiver dev send {server.url} "
-                        "--sample request-approved\n"
                         "Ctrl-C stops the function and both emulators.",
                         title="running",
                     )
                 )
+                _out.print("From another terminal (paste these lines):", style="bold")
+                for line in shell_lines(
+                    {name: env[name] for name in CLI_ENVIRONMENT if name in env}, server.url
+                ):
+                    _out.print(line, markup=False, highlight=False, soft_wrap=True)
                 while not exit_after_samples:
                     time.sleep(3600)
     except EmulatorError as problem:
         raise click.ClickException(str(problem)) from problem
     except KeyboardInterrupt:
         _err.print("stopped: function server and emulators shut down")
+
+
+# What the operator CLI needs to reach the local stack: the project, the topic and the emulators.
+CLI_ENVIRONMENT = (
+    "GOOGLE_CLOUD_PROJECT",
+    "PUBSUB_TOPIC",
+    "FIRESTORE_EMULATOR_HOST",
+    "PUBSUB_EMULATOR_HOST",
+)
+
+
+def shell_lines(environment: Mapping[str, str], url: str) -> list[str]:
+    """Shell lines that point the operator CLI at the running stack and try it once."""
+    python = shlex.quote(os.path.relpath(sys.executable))
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+    return [
+        f"export {exports}",
+        f"{python} -m p0_receiver audit query --since 1h",
+        f"{python} -m p0_receiver dev send {shlex.quote(url)} --sample request-approved",
+    ]
 
 
 def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
