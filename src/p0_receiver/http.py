@@ -101,6 +101,17 @@ def describe_bug(bug: Exception, fields: dict[str, Any]) -> str:
     return InternalError.severity
 
 
+def request_fields(project: str, request: flask.Request) -> dict[str, Any]:
+    """The start of a request's log line: its trace, from Google's or the W3C header."""
+    return {
+        TRACE_FIELD: trace_field(
+            project,
+            request.headers.get("X-Cloud-Trace-Context"),
+            request.headers.get("traceparent"),
+        )
+    }
+
+
 class WebhookHandler:
     """Turns one Flask request into a response through the delivery service."""
 
@@ -121,13 +132,7 @@ class WebhookHandler:
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        fields: dict[str, Any] = {
-            TRACE_FIELD: trace_field(
-                self._project,
-                request.headers.get("X-Cloud-Trace-Context"),
-                request.headers.get("traceparent"),
-            ),
-        }
+        fields = request_fields(self._project, request)
         try:
             outcome = self._handle(request, fields)
         except ReceiverError as error:
@@ -235,13 +240,7 @@ class RedriveHandler:
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        fields: dict[str, Any] = {
-            TRACE_FIELD: trace_field(
-                self._project,
-                request.headers.get("X-Cloud-Trace-Context"),
-                request.headers.get("traceparent"),
-            ),
-        }
+        fields = request_fields(self._project, request)
         received_before = self._clock() - self._min_age
         try:
             tally = self._pass(request, received_before, fields)

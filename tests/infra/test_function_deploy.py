@@ -8,6 +8,7 @@ uploads and the function it asks Cloud Functions to create, then stops it there.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,15 +104,14 @@ def config() -> dict[str, Any]:
     return validator.load_config(CLOUDBUILD)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def deployed(
-    config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Recorded]:
+@contextlib.contextmanager
+def gcloud_against_mock(command_line: list[str], scratch: Path) -> Iterator[Recorded]:
+    """Run ``gcloud COMMAND_LINE`` from a copy of the build workspace against the local mock of
+    Google's APIs; yield what it asked for."""
     gcloud = shutil.which("gcloud")
     sdk = find_gcloud()
     if gcloud is None or sdk is None:
         pytest.skip("the Google Cloud CLI is not installed")
-    scratch = tmp_path_factory.mktemp("deploy")
     workspace = materialize(
         gcloud_upload(sdk, "build", ROOT, BUILD_IGNORE_FILE), scratch / "workspace", BUILD_LEFTOVERS
     )
@@ -120,15 +121,14 @@ def deployed(
     base_url: list[str] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorded, base_url))
     base_url.append(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     overrides = {
         f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{base_url[0]}/"
         for api in ("CLOUDFUNCTIONS", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "RUN", "CLOUDBUILD")
     }
     try:
         subprocess.run(
-            [gcloud, *deploy_command_line(config), f"--access-token-file={token}"],
+            [gcloud, *command_line, f"--access-token-file={token}"],
             cwd=workspace,
             capture_output=True,
             text=True,
@@ -146,6 +146,16 @@ def deployed(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="module")
+def deployed(
+    config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Recorded]:
+    with gcloud_against_mock(
+        deploy_command_line(config), tmp_path_factory.mktemp("deploy")
+    ) as recorded:
+        yield recorded
 
 
 def test_the_uploaded_zip_is_the_function_source(deployed: Recorded) -> None:

@@ -4,14 +4,9 @@ grant) and its Cloud Build deploy and smoke steps, against the code's settings."
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
-import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -32,16 +27,10 @@ from tests.infra.terraform_model import (
     load_module,
 )
 from tests.infra.test_cloudbuild import _gcloud_parses
-from tests.infra.test_function_deploy import Recorded
-from tests.infra.test_function_deploy import _handler as mock_google_apis
+from tests.infra.test_function_deploy import Recorded, gcloud_against_mock
 from tests.infra.test_terraform import plain_default
 from tests.infra.upload_sets import (
-    BUILD_IGNORE_FILE,
-    BUILD_LEFTOVERS,
     ROOT,
-    find_gcloud,
-    gcloud_upload,
-    materialize,
 )
 
 pytestmark = pytest.mark.infra
@@ -253,45 +242,10 @@ def deployed_redrive(
     config: dict[str, Any], redrive_args: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Recorded]:
     """The redrive step's gcloud, from a copy of the build workspace, against the local mock."""
-    gcloud = shutil.which("gcloud")
-    sdk = find_gcloud()
-    if gcloud is None or sdk is None:
-        pytest.skip("the Google Cloud CLI is not installed")
-    scratch = tmp_path_factory.mktemp("deploy-redrive")
-    workspace = materialize(
-        gcloud_upload(sdk, "build", ROOT, BUILD_IGNORE_FILE), scratch / "workspace", BUILD_LEFTOVERS
-    )
-    token = scratch / "token"
-    token.write_text("mock-access-token\n", encoding="utf-8")
-    recorded = Recorded()
-    base_url: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), mock_google_apis(recorded, base_url))
-    base_url.append(f"http://127.0.0.1:{server.server_address[1]}")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    overrides = {
-        f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{base_url[0]}/"
-        for api in ("CLOUDFUNCTIONS", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "RUN", "CLOUDBUILD")
-    }
-    try:
-        subprocess.run(
-            [gcloud, *_redrive_command_line(config, redrive_args), f"--access-token-file={token}"],
-            cwd=workspace,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "CLOUDSDK_CONFIG": str(scratch / "config"),
-                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-                **overrides,
-            },
-        )
+    with gcloud_against_mock(
+        _redrive_command_line(config, redrive_args), tmp_path_factory.mktemp("deploy-redrive")
+    ) as recorded:
         yield recorded
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_gcloud_asks_for_a_private_redrive_function_from_the_same_source(
