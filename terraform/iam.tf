@@ -102,7 +102,7 @@ resource "google_service_account" "function_builder" {
 # and locations (waiting for the deploy, generating the upload URL), which have other resource
 # types: the condition narrows what is a function to the receiver and leaves the rest alone.
 # Where a service does not evaluate resource attributes, resource.type is empty and the grant is
-# the plain role; README.md says so.
+# the plain role; docs/deploy.md says so.
 resource "google_project_iam_member" "deployer_functions" {
   project = var.project_id
   role    = "roles/cloudfunctions.developer"

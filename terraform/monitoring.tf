@@ -328,7 +328,7 @@ resource "google_monitoring_alert_policy" "token_replay" {
       A valid P0 token was presented a second time with a different body and was rejected.
       Someone may hold a copy of P0's tokens (a proxy, a log, a compromised client). Read the
       ALERT line (`jsonPayload.message="p0_token_replay"`) for the source, and consider
-      rotating P0's key pair (README.md, "Rotate P0's key").
+      rotating P0's key pair (docs/deploy.md, "Rotate P0's key").
     EOT
   }
 }
@@ -372,7 +372,7 @@ resource "google_monitoring_alert_policy" "rejections" {
       Many deliveries were rejected for one reason in 5 minutes. `expired` or `not_yet_valid`
       suggests clock trouble; `wrong_audience`, `wrong_issuer` or `bad_signature` after a
       change on the P0 side suggests a configuration or key mismatch (see the key rotation
-      steps in README.md); `schema_violation` suggests P0 changed its payload. The
+      steps in docs/deploy.md); `schema_violation` suggests P0 changed its payload. The
       endpoint is public, so scanners without a token also show up here.
     EOT
   }
@@ -502,7 +502,7 @@ resource "google_monitoring_alert_policy" "key_secret_version_added" {
     content   = <<-EOT
       A version was added to the secret holding P0's public key(s). Running instances keep the
       version pinned at their last deploy, so nothing changed yet. If this is a planned key
-      rotation, run the deploy pipeline to roll it out (README.md, "Rotate P0's key"). If
+      rotation, run the deploy pipeline to roll it out (docs/deploy.md, "Rotate P0's key"). If
       nobody expected it, disable the version (`gcloud secrets versions disable`) and find out
       who added it (the audit log entry names the principal).
     EOT

@@ -243,7 +243,7 @@ resource "google_monitoring_alert_policy" "redrive_problems" {
       The scheduled redrive skipped an audit record whose stored fields no longer match its own
       body (p0_redrive_integrity_failed: the log line names the eventId and the fields), or a
       pass crashed (p0_internal_error). A skipped record is never published: inspect it with
-      `p0-receiver audit show EVENT_ID` (README.md, "Redrive after a Pub/Sub outage"). The
+      `p0-receiver audit show EVENT_ID` (docs/operate.md, "Redrive after a Pub/Sub outage"). The
       record may have been edited behind the receiver's back.
     EOT
   }

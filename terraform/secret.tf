@@ -1,6 +1,6 @@
 # P0's public key(s): PEM blocks or a JWKS, added out of band with
-# `gcloud secrets versions add` (README.md, "Deploy to Google Cloud"): key material never enters
-# Terraform state.
+# `gcloud secrets versions add` (docs/deploy.md, "Put P0's public key into the secret"): key
+# material never enters Terraform state.
 # Rotation = a version holding old and new keys, a redeploy, then a version with only the new.
 
 resource "google_secret_manager_secret" "p0_public_keys" {

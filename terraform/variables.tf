@@ -264,7 +264,7 @@ variable "archive_retention_days" {
 }
 
 variable "archive_lock_retention" {
-  description = "Lock the archive's retention policy. IRREVERSIBLE: once applied, nobody can shorten or remove the policy, and the bucket cannot be deleted while it holds objects. Set it once archive_retention_days is final (README: Evidence for auditors)."
+  description = "Lock the archive's retention policy. IRREVERSIBLE: once applied, nobody can shorten or remove the policy, and the bucket cannot be deleted while it holds objects. Set it once archive_retention_days is final (docs/operate.md: Evidence for auditors)."
   type        = bool
   default     = false
 }

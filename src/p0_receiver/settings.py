@@ -1,6 +1,7 @@
 """The receiver's configuration: one frozen model, read once from the environment.
 
-The environment variable names are a public contract (README, Terraform, Cloud Build).
+The environment variable names are a public contract (docs/configuration.md, Terraform,
+Cloud Build).
 """
 
 from __future__ import annotations

@@ -93,5 +93,6 @@ def test_documented_503_reasons_are_exactly_those_the_adapters_raise(
                 )
             )
         )
-    # The quarantine's own outage is never answered: the refusal's 4xx stands (see README).
+    # The quarantine's own outage is never answered: the refusal's 4xx stands
+    # (docs/http-contract.md, "Quarantine").
     assert raised == set(UNAVAILABLE_REASONS)

@@ -1,7 +1,7 @@
 """A P0 simulator: a dev keypair, tokens signed the way P0 signs them, and deliveries posted.
 
 P0 has not published its claim values, algorithm or lifetime; the defaults here are the local
-stack's own choices (see the README), not P0's.
+stack's own choices (docs/http-contract.md, "What is not known about P0 yet"), not P0's.
 """
 
 from __future__ import annotations
