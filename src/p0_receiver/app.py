@@ -3,7 +3,8 @@
 Nothing here runs at import time. ``main.py`` calls ``build_target`` once per process: the
 webhook (``build_webhook``) or the scheduled redrive (``build_redrive``), whichever target the
 process serves; the operator CLI gets its adapters from ``google_audit_backends``,
-``google_publisher``, ``google_quarantine_desk`` and ``google_archive``.
+``google_publisher``, ``google_quarantine_desk`` and ``google_archive``, and ``doctor`` its
+read-only probes from ``google_doctor_ports``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
-from p0_receiver.keys import parse_public_keys
+from p0_receiver.keys import parse_public_keys, usable_algorithms
 from p0_receiver.logs import configure_logging, log_event
 from p0_receiver.ports import (
     ArchiveReader,
@@ -40,6 +41,9 @@ from p0_receiver.settings import (
 from p0_receiver.tokens import TokenPolicy, TokenVerifier
 
 if TYPE_CHECKING:
+    from google.cloud.firestore_admin_v1 import FirestoreAdminClient
+
+    from p0_receiver.doctor import DoctorPorts
     from p0_receiver.http import RedriveHandler, WebhookHandler
 
 
@@ -152,6 +156,56 @@ def google_quarantine_desk(settings: OperatorSettings) -> QuarantineDesk:
     )
 
 
+def google_doctor_ports(settings: OperatorSettings, environ: Mapping[str, str]) -> DoctorPorts:
+    """What ``doctor`` reads, each client built on its first use.
+
+    The emulators have no Firestore admin API, no IAM and no Secret Manager: with an emulator
+    host set, those ports are ``Unavailable`` and their checks say so.
+    """
+    from p0_receiver.adapters.firestore import firestore_client
+    from p0_receiver.adapters.inspection import (
+        FirestoreAdminInspector,
+        FirestoreReadProbe,
+        PubSubTopicInspector,
+        SecretManagerVersions,
+        authorized_session,
+    )
+    from p0_receiver.adapters.pubsub import publisher_client
+    from p0_receiver.doctor import DoctorPorts, Unavailable
+
+    def firestore_admin_client() -> FirestoreAdminClient:
+        from google.cloud.firestore_admin_v1 import FirestoreAdminClient
+
+        return FirestoreAdminClient()
+
+    timeout = settings.firestore_timeout_seconds
+    firestore_emulator = environ.get("FIRESTORE_EMULATOR_HOST")
+    pubsub_emulator = environ.get("PUBSUB_EMULATOR_HOST")
+    topics = PubSubTopicInspector(Lazy(publisher_client), timeout)
+    return DoctorPorts(
+        firestore=FirestoreReadProbe(
+            Lazy(lambda: firestore_client(settings.project, settings.firestore_database)),
+            timeout,
+        ),
+        firestore_admin=(
+            Unavailable("emulator (the Firestore emulator has no admin API)")
+            if firestore_emulator
+            else FirestoreAdminInspector(
+                Lazy(firestore_admin_client), settings.project, settings.firestore_database, timeout
+            )
+        ),
+        topics=topics,
+        topic_policy=(
+            Unavailable("emulator (the Pub/Sub emulator has no IAM)") if pubsub_emulator else topics
+        ),
+        secrets=(
+            Unavailable("emulator (a local run reads P0_PUBLIC_KEYS; no Secret Manager)")
+            if firestore_emulator or pubsub_emulator
+            else SecretManagerVersions(Lazy(authorized_session), timeout)
+        ),
+    )
+
+
 T = TypeVar("T")
 
 
@@ -211,13 +265,7 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     variable = "P0_PUBLIC_KEYS" if settings.public_keys is not None else "P0_PUBLIC_KEYS_FILE"
     keys = parse_public_keys(settings.read_public_keys(), variable=variable)
     allowed = settings.jwt_algorithms
-    if allowed is not None:
-        for index, key in enumerate(keys, start=1):
-            if not key.algorithms & allowed:
-                raise ConfigurationError(
-                    "P0_JWT_ALGORITHMS",
-                    f"key {index} can verify only {sorted(key.algorithms)}; none is allowed",
-                )
+    usable_algorithms(keys, allowed)
     return TokenVerifier(
         keys,
         TokenPolicy(

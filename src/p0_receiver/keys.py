@@ -123,3 +123,22 @@ def parse_public_keys(text: str, variable: str = "P0_PUBLIC_KEYS") -> tuple[Publ
     if len(kids) != len(set(kids)):
         raise ConfigurationError(variable, "two keys share the same kid")
     return tuple(keys)
+
+
+def usable_algorithms(
+    keys: tuple[PublicKey, ...], allowed: frozenset[str] | None
+) -> tuple[frozenset[str], ...]:
+    """Each key's algorithms narrowed by the P0_JWT_ALGORITHMS allow-list (``None``: all).
+
+    A key left with none stops the cold start: it could never verify a token.
+    """
+    if allowed is None:
+        return tuple(key.algorithms for key in keys)
+    usable = tuple(key.algorithms & allowed for key in keys)
+    for index, (key, algorithms) in enumerate(zip(keys, usable, strict=True), start=1):
+        if not algorithms:
+            raise ConfigurationError(
+                "P0_JWT_ALGORITHMS",
+                f"key {index} can verify only {sorted(key.algorithms)}; none is allowed",
+            )
+    return usable

@@ -7,6 +7,7 @@ import click
 from p0_receiver import __version__
 from p0_receiver.cli.audit import audit
 from p0_receiver.cli.dev import dev
+from p0_receiver.cli.doctor import doctor
 from p0_receiver.cli.quarantine import quarantine
 from p0_receiver.cli.redrive import redrive, replay
 
@@ -22,3 +23,4 @@ main.add_command(audit)
 main.add_command(redrive)
 main.add_command(replay)
 main.add_command(quarantine)
+main.add_command(doctor)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ParamSpec, TypeVar
@@ -19,10 +19,12 @@ from p0_receiver.app import (
     AuditBackends,
     google_archive,
     google_audit_backends,
+    google_doctor_ports,
     google_publisher,
     google_quarantine_desk,
     utc_now,
 )
+from p0_receiver.doctor import DoctorPorts
 from p0_receiver.errors import ConfigurationError, ReceiverError, ReleaseRefusedError
 from p0_receiver.ports import (
     ArchiveReader,
@@ -66,6 +68,9 @@ class OperatorContext:
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
     connect_archive: Callable[[OperatorSettings], ArchiveReader] = google_archive
     connect_quarantine: Callable[[OperatorSettings], QuarantineDesk] = google_quarantine_desk
+    connect_doctor: Callable[[OperatorSettings, Mapping[str, str]], DoctorPorts] = (
+        google_doctor_ports
+    )
     _settings: OperatorSettings | None = None
     _backends: AuditBackends | None = None
     _publisher: EventPublisher | None = None

@@ -143,8 +143,16 @@ _TABLE_CHUNK = 50
 # Width of tables written to a pipe or file (a terminal uses its own width).
 _PIPED_WIDTH = 240
 _WRAPPED_COLUMNS = frozenset(
-    # "detail" and "object": audit verify's findings (an explanation, a gs:// object name).
-    {RecordField.REASON, RecordField.PERMISSION_NAME, RecordField.APPROVER, "detail", "object"}
+    # "detail" and "object": audit verify's findings (an explanation, a gs:// object name);
+    # "detail" and "fix": doctor's checklist.
+    {
+        RecordField.REASON,
+        RecordField.PERMISSION_NAME,
+        RecordField.APPROVER,
+        "detail",
+        "object",
+        "fix",
+    }
 )
 # A spreadsheet evaluates a cell starting with one of these as a formula (OWASP, "CSV
 # Injection"): such cells get a leading apostrophe, which makes them text.
