@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
-from p0_receiver.ports import TokenHistory
+from p0_receiver.ports import RangeBound, TokenHistory
 from p0_receiver.quarantine import (
     QuarantineField,
     QuarantineReceipt,
@@ -219,8 +219,8 @@ class InMemoryAuditReader:
         shape: QueryShape,
         *,
         equals: Mapping[str, str],
-        lower: datetime | None = None,
-        upper: datetime | None = None,
+        lower: RangeBound | None = None,
+        upper: RangeBound | None = None,
         limit: int | None = None,
         fields: Sequence[str] | None = None,
     ) -> Iterator[AuditRecord]:

@@ -72,6 +72,10 @@ class FirstDeliveryLog(Protocol):
         """Create the token's ledger entry and the record together; ``False`` if either exists."""
 
 
+# A bound of a scan's range on the shape's order field: a time, or text (the event id).
+RangeBound = datetime | str
+
+
 class AuditReader(Protocol):
     """Reads the audit log page by page; memory stays bounded by the page size."""
 
@@ -83,8 +87,8 @@ class AuditReader(Protocol):
         shape: QueryShape,
         *,
         equals: Mapping[str, str],
-        lower: datetime | None = None,
-        upper: datetime | None = None,
+        lower: RangeBound | None = None,
+        upper: RangeBound | None = None,
         limit: int | None = None,
         fields: Sequence[str] | None = None,
     ) -> Iterator[AuditRecord]:

@@ -76,11 +76,25 @@ REDRIVE_PENDING = QueryShape(
 )
 # Window scans (stats) filter and order on receivedAt alone: single-field index.
 AUDIT_WINDOW = QueryShape("audit-window", (), RecordField.RECEIVED_AT, Direction.DESCENDING)
+# audit show by the start of an event id: a range on the eventId field alone. With no equality
+# filter, Firestore's automatic single-field index on eventId serves the range and its order,
+# so the shape needs no composite index (tests/infra proves eventId keeps that index). The
+# field rather than the document id (the same text): a ``__name__`` filter takes document
+# references, while the reader's range filters pass plain values.
+AUDIT_EVENT_ID_PREFIX = QueryShape(
+    "audit-event-id-prefix", (), RecordField.EVENT_ID, Direction.ASCENDING
+)
 
 # Every query the product issues is built from one of these (the AuditReader port accepts
 # nothing else: see p0_receiver.adapters.firestore); tests/infra proves Terraform declares
 # their indexes.
-QUERY_SHAPES: tuple[QueryShape, ...] = (AUDIT_LIST, AUDIT_TIMELINE, REDRIVE_PENDING, AUDIT_WINDOW)
+QUERY_SHAPES: tuple[QueryShape, ...] = (
+    AUDIT_LIST,
+    AUDIT_TIMELINE,
+    REDRIVE_PENDING,
+    AUDIT_WINDOW,
+    AUDIT_EVENT_ID_PREFIX,
+)
 
 
 def required_indexes() -> frozenset[IndexSpec]:

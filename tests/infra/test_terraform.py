@@ -15,7 +15,9 @@ pytest.importorskip(
 )
 
 from p0_receiver.queries import (
+    AUDIT_EVENT_ID_PREFIX,
     AUDIT_TTL_FIELD,
+    QUERY_SHAPES,
     TOKEN_LEDGER_TTL_FIELD,
     UNINDEXED_FIELDS,
     Direction,
@@ -279,6 +281,23 @@ def test_composite_indexes_are_exactly_the_query_catalogues(module: Module) -> N
     assert expression(index["collection"]) == "var.firestore_collection"
     assert index["query_scope"] == "COLLECTION"
     assert module.resources_of("google_firestore_index").keys() == {"audit"}
+
+
+def test_shapes_without_a_composite_index_keep_their_single_field_index(module: Module) -> None:
+    # A shape with no equality filter (the stats window, the event-id prefix) is served by
+    # Firestore's automatic single-field index on its order field alone: an exemption of that
+    # field would break it in production only (the emulator never demands indexes).
+    single_field = {shape.order_field for shape in QUERY_SHAPES if not shape.indexes()}
+    assert AUDIT_EVENT_ID_PREFIX.order_field in single_field
+    exempt = {*module.locals["audit_unindexed_fields"], module.locals["audit_ttl_field"]}
+    assert not single_field & exempt
+    # Those two resources are every field override on the audit collection.
+    audit_fields = {
+        name
+        for name, body in module.resources_of("google_firestore_field").items()
+        if expression(body["collection"]) == "var.firestore_collection"
+    }
+    assert audit_fields == {"audit_unindexed", "audit_ttl"}
 
 
 def test_ttl_fields_match_the_record(module: Module) -> None:

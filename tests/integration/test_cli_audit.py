@@ -289,6 +289,64 @@ def test_show_unknown_event_id_fails(world: World) -> None:
     assert f"no audit record with event id {'0' * 64}" in result.stderr
 
 
+def test_show_finds_a_record_by_a_unique_event_id_prefix(world: World) -> None:
+    event_id = world.ids["r1-approved"]
+    document = json.loads(
+        cli(world.stack, "audit", "show", event_id[:8], "--format", "json").stdout
+    )
+    assert document["record"]["eventId"] == event_id
+    assert document["integrity"]["ok"] is True
+    raw = cli(world.stack, "audit", "show", event_id[:10], "--raw")
+    assert raw.stdout_bytes == world.bodies["r1-approved"]
+
+    unused = next(
+        prefix
+        for prefix in ("00000000", "ffffffff")
+        if not any(event_id.startswith(prefix) for event_id in world.labels)
+    )
+    missing = cli(world.stack, "audit", "show", unused)
+    assert (missing.exit_code, missing.stderr) == (
+        1,
+        "Error: no audit record has an event id starting with those characters\n",
+    )
+
+
+# Two bodies whose event ids share their first 8 hex characters: found once by a birthday
+# search over the reason's counter (about 77,000 hashes, too slow to repeat in every run).
+SHARED_PREFIX_COUNTERS = (6056, 77246)
+
+
+def prefix_probe(counter: int) -> bytes:
+    return request_body(
+        "request-created",
+        object_id="PREFIX",
+        principal="alice@corp.example",
+        permission=PROD,
+        reason=f"prefix probe {counter}",
+        updated=NOW,
+    )
+
+
+def test_show_refuses_an_ambiguous_event_id_prefix(stack: Stack) -> None:
+    receiver = Receiver(stack)
+    first, second = sorted(
+        receiver.deliver(prefix_probe(counter), at=NOW) for counter in SHARED_PREFIX_COUNTERS
+    )
+    assert first[:8] == second[:8], "request_body changed: search the counters again"
+    ambiguous = cli(stack, "audit", "show", first[:8])
+    assert (ambiguous.exit_code, ambiguous.stdout) == (1, "")
+    assert ambiguous.stderr == (
+        "Error: 2 or more audit records have an event id starting with those characters "
+        f"({first}, {second}); give more of the event id\n"
+    )
+    # One more character than they share tells them apart.
+    shared = next(n for n in range(8, 64) if first[n] != second[n])
+    for event_id in (first, second):
+        shown = cli(stack, "audit", "show", event_id[: shared + 1], "--format", "json")
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["record"]["eventId"] == event_id
+
+
 def test_show_warns_when_a_stored_body_was_altered(stack: Stack) -> None:
     body = request_body(
         "request-approved",

@@ -56,6 +56,10 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
     assert output.count("Firestore p0_notifications/") == 2
     assert output.count("Pub/Sub message pulled from") == 2
     assert '"publishStatus": "published"' in output
+    # One request's story, sent approval first, for `audit timeline` to put back in order.
+    story = [line.split() for line in output.splitlines() if " P0 time " in line]
+    assert [row[0] for row in story] == ["request-approved", "request-created", "request-expired"]
+    assert all(row[4:6] == ["HTTP", "200"] for row in story)
     (export,) = [line for line in output.splitlines() if line.startswith("export ")]
     pasted = dict(word.split("=", 1) for word in shlex.split(export)[1:])
     assert pasted["GOOGLE_CLOUD_PROJECT"] == "p0-receiver-local"
@@ -66,9 +70,23 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
         "PUBSUB_EMULATOR_HOST",
     }
     assert "-m p0_receiver audit query --since 1h" in output
+    # After the story, and again among the lines to paste.
+    timelines = [
+        shlex.split(line)
+        for line in output.splitlines()
+        if line.endswith(f"audit timeline {story_id(output)}")
+    ]
+    assert [words[1:] for words in timelines] == [
+        ["-m", "p0_receiver", "audit", "timeline", story_id(output)]
+    ] * 2
     ports = re.findall(r"127\.0\.0\.1:(\d+)", output)
     assert len(set(ports)) >= 3  # function server and both emulators
     assert not any(_listening(port) for port in set(ports))  # no orphan JVM or server
+
+
+def story_id(output: str) -> str:
+    (header,) = [line for line in output.splitlines() if line.startswith("sent the story of")]
+    return header.split()[5].rstrip(",")
 
 
 def _inherited_env() -> dict[str, str]:

@@ -129,6 +129,7 @@ def test_every_view_uses_a_catalogued_shape() -> None:
     list(views.timeline(reader, "R1"))
     list(views.pending_records(reader, received_before=NOW))
     list(views.window(reader, since=NOW, until=None))
+    views.records_with_id_prefix(reader, "0123abcd", limit=2)
     assert reader.shapes == list(QUERY_SHAPES)
 
 

@@ -16,7 +16,7 @@ from google.cloud import firestore
 
 from p0_receiver.adapters.google_errors import translated
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
-from p0_receiver.ports import TokenHistory
+from p0_receiver.ports import RangeBound, TokenHistory
 from p0_receiver.quarantine import (
     QuarantineField,
     QuarantineReceipt,
@@ -344,8 +344,8 @@ class FirestoreAuditReader:
         shape: QueryShape,
         *,
         equals: Mapping[str, str],
-        lower: datetime | None = None,
-        upper: datetime | None = None,
+        lower: RangeBound | None = None,
+        upper: RangeBound | None = None,
         limit: int | None = None,
         fields: Sequence[str] | None = None,
     ) -> Iterator[AuditRecord]:

@@ -19,7 +19,14 @@ from p0_receiver.auditlog.integrity import IntegrityReport, check_integrity
 from p0_receiver.auditlog.key_usage import KEY_USAGE_FIELDS, key_usage
 from p0_receiver.auditlog.stats import STATS_FIELDS, AuditStats, count_records
 from p0_receiver.auditlog.verify import DEFAULT_LAG, VerifyReport, explain, verify_archive
-from p0_receiver.auditlog.views import query_records, timeline, window
+from p0_receiver.auditlog.views import (
+    EVENT_ID_LENGTH,
+    is_event_id_prefix,
+    query_records,
+    records_with_id_prefix,
+    timeline,
+    window,
+)
 from p0_receiver.cli.operator import operator_context, operator_errors
 from p0_receiver.cli.options import DURATION, MOMENT, filter_options, record_filter
 from p0_receiver.cli.output import (
@@ -28,6 +35,7 @@ from p0_receiver.cli.output import (
     TIMELINE_COLUMNS,
     cell,
     counting_progress,
+    for_people,
     format_option,
     json_panel_text,
     json_safe,
@@ -40,8 +48,8 @@ from p0_receiver.cli.output import (
     tell,
     wide_console,
 )
-from p0_receiver.ports import ArchivedMessage, ArchiveLocation
-from p0_receiver.record import RecordField
+from p0_receiver.ports import ArchivedMessage, ArchiveLocation, AuditReader
+from p0_receiver.record import AuditRecord, RecordField
 
 
 @click.group()
@@ -103,20 +111,54 @@ def _show_document(record: Mapping[str, Any], report: IntegrityReport) -> dict[s
     }
 
 
+def _event_id_or_prefix(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    # Checked before anything is read: the value then only ever reaches a message as hex.
+    if not is_event_id_prefix(value):
+        raise click.BadParameter(
+            "expected an event id or its first 8 or more characters (lowercase hex)"
+        )
+    return value
+
+
+# Two matches are enough to call a prefix ambiguous; reading more would only cost bodies.
+_PREFIX_MATCHES_READ = 2
+
+
+def _record_to_show(reader: AuditReader, event_id: str) -> tuple[str, AuditRecord]:
+    """The record with this event id, or the one record whose event id starts with it."""
+    if len(event_id) == EVENT_ID_LENGTH:
+        record = reader.get(event_id)
+        if record is None:
+            raise click.ClickException(f"no audit record with event id {event_id}")
+        return event_id, record
+    matches = records_with_id_prefix(reader, event_id, limit=_PREFIX_MATCHES_READ)
+    if not matches:
+        raise click.ClickException("no audit record has an event id starting with those characters")
+    # The ids come from the database: escaped, in case a stored one is not hex any more.
+    found = [for_people(str(record.get(RecordField.EVENT_ID, ""))) for record in matches]
+    if len(found) > 1:
+        raise click.ClickException(
+            f"{len(found)} or more audit records have an event id starting with those "
+            f"characters ({', '.join(found)}); give more of the event id"
+        )
+    return found[0], matches[0]
+
+
 @audit.command()
-@click.argument("event_id")
+@click.argument("event_id", metavar="EVENT_ID", callback=_event_id_or_prefix)
 @click.option("--raw", is_flag=True, help="Print exactly the bytes P0 sent, nothing else.")
 @format_option(choices=("table", "json"))
 @operator_errors
 def show(event_id: str, raw: bool, output_format: str) -> None:
     """Show one record: its fields, the token's claims, the verbatim body, an integrity check.
 
+    EVENT_ID is the whole event id or its first 8 or more characters, if only one record's
+    event id starts with them.
+
     Exits 1 if the stored body no longer matches its digest or event id, or a field derived
     from the body (approver, reason, principal, ...) no longer matches the body.
     """
-    record = operator_context().reader().get(event_id)
-    if record is None:
-        raise click.ClickException(f"no audit record with event id {event_id}")
+    event_id, record = _record_to_show(operator_context().reader(), event_id)
     if raw:
         stream = sys.stdout.buffer
         stream.write(bytes(record.get(RecordField.BODY) or b""))

@@ -9,19 +9,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.json import JSON
 from rich.panel import Panel
 
 from p0_receiver.devtools import samples, simulator
 from p0_receiver.devtools.emulators import EmulatorError, running_emulators
+from p0_receiver.record import rfc3339
 
 DEFAULT_DEV_DIR = Path(".dev")
 _out = Console()
@@ -134,18 +137,48 @@ def token(key_dir: Path, issuer: str, audience: str, subject: str, lifetime: int
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Send this file's bytes instead of a sample.",
 )
+@click.option(
+    "--lifecycle",
+    is_flag=True,
+    help="Send one new request's story instead: created, approved, expired (approval first).",
+)
 @_token_options
 def send(
     url: str,
     sample: str,
     body_file: Path | None,
+    lifecycle: bool,
     key_dir: Path,
     issuer: str,
     audience: str,
     subject: str,
     lifetime: int,
 ) -> None:
-    """Sign a token and POST a delivery to URL the way P0 does; print the answer."""
+    """Sign a token and POST a delivery to URL the way P0 does; print the answer.
+
+    With --lifecycle, three deliveries about one new P0 request, each with its own token, in
+    an arrival order that differs from P0's; then the command that shows them in P0's order.
+    """
+    if lifecycle:
+        sample_given = (
+            click.get_current_context().get_parameter_source("sample")
+            is not ParameterSource.DEFAULT
+        )
+        if body_file or sample_given:
+            raise click.UsageError("--lifecycle sends its own deliveries: drop --sample/--file")
+
+        def sign() -> str:
+            return _signed_token(key_dir, issuer, audience, subject, lifetime)
+
+        try:
+            sent = send_lifecycle(url, sign)
+        except OSError as failure:
+            raise click.ClickException(f"cannot reach {url}: {failure}") from failure
+        for line in lifecycle_lines(sent):
+            click.echo(line)
+        if not sent.accepted:
+            sys.exit(1)
+        return
     body = body_file.read_bytes() if body_file else samples.SAMPLES[sample]
     token_text = _signed_token(key_dir, issuer, audience, subject, lifetime)
     try:
@@ -188,7 +221,8 @@ def with_emulators(command: tuple[str, ...]) -> None:
 )
 @click.option("--exit-after-samples", is_flag=True, help="Stop after showing the samples.")
 def up(dev_dir: Path, exit_after_samples: bool) -> None:
-    """Run everything locally: emulators, the function, two signed sample deliveries."""
+    """Run everything locally: emulators, the function, two signed sample deliveries, and one
+    request's story (created, approved, expired) for `audit timeline`."""
     from p0_receiver.devtools import stack
 
     _stop_on_signals()
@@ -215,6 +249,7 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
                 stack.function_server(env, stdout=function_log.fileno()) as server,
             ):
                 _show_samples(stack, server.url, keypair)
+                story = _show_lifecycle(server.url, keypair)
                 _out.print(
                     Panel.fit(
                         f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
@@ -224,7 +259,9 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
                 )
                 _out.print("From another terminal (paste these lines):", style="bold")
                 for line in shell_lines(
-                    {name: env[name] for name in CLI_ENVIRONMENT if name in env}, server.url
+                    {name: env[name] for name in CLI_ENVIRONMENT if name in env},
+                    server.url,
+                    story_object_id=story.object_id,
                 ):
                     _out.print(line, markup=False, highlight=False, soft_wrap=True)
                 while not exit_after_samples:
@@ -244,15 +281,84 @@ CLI_ENVIRONMENT = (
 )
 
 
-def shell_lines(environment: Mapping[str, str], url: str) -> list[str]:
+def _cli() -> str:
+    """This CLI as a shell command: the interpreter running it, so the venv needs no activation."""
+    return f"{shlex.quote(os.path.relpath(sys.executable))} -m p0_receiver"
+
+
+def shell_lines(
+    environment: Mapping[str, str], url: str, *, story_object_id: str | None = None
+) -> list[str]:
     """Shell lines that point the operator CLI at the running stack and try it once."""
-    python = shlex.quote(os.path.relpath(sys.executable))
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
-    return [
+    lines = [
         f"export {exports}",
-        f"{python} -m p0_receiver audit query --since 1h",
-        f"{python} -m p0_receiver dev send {shlex.quote(url)} --sample request-approved",
+        f"{_cli()} audit query --since 1h",
+        f"{_cli()} dev send {shlex.quote(url)} --sample request-approved",
     ]
+    if story_object_id is not None:
+        lines.append(timeline_command(story_object_id))
+    return lines
+
+
+def timeline_command(object_id: str) -> str:
+    return f"{_cli()} audit timeline {shlex.quote(object_id)}"
+
+
+@dataclass(frozen=True)
+class SentStory:
+    """A request's story as sent: each delivery with the receiver's answer, in arrival order."""
+
+    object_id: str
+    deliveries: tuple[tuple[samples.StoryDelivery, simulator.DeliveryResponse], ...]
+
+    @property
+    def accepted(self) -> bool:
+        return all(answer.status == 200 for _, answer in self.deliveries)
+
+
+def send_lifecycle(url: str, sign: Callable[[], str]) -> SentStory:
+    """POST one new request's created/approved/expired deliveries, a fresh token for each."""
+    object_id = samples.new_object_id()
+    story = samples.request_lifecycle(object_id, now=_now())
+    answers = tuple(
+        (delivery, simulator.post_delivery(url, delivery.body, token=sign())) for delivery in story
+    )
+    return SentStory(object_id, answers)
+
+
+def _event_id(answer: simulator.DeliveryResponse) -> str:
+    try:
+        event_id = answer.json().get("eventId")
+    except (ValueError, AttributeError):
+        return "-"
+    return event_id if isinstance(event_id, str) else "-"
+
+
+def lifecycle_lines(sent: SentStory) -> list[str]:
+    """What was sent (arrival order, P0 time, answer, event id) and the command to read it."""
+    lines = [f"sent the story of request {sent.object_id}, in this arrival order:"]
+    for delivery, answer in sent.deliveries:
+        lines.append(
+            f"  {delivery.event_type:<17} P0 time {rfc3339(delivery.occurred_at)}  "
+            f"HTTP {answer.status}  eventId {_event_id(answer)}"
+        )
+        if answer.status != 200:
+            lines.append("    " + answer.body.decode("utf-8", "replace"))
+    lines.append("its timeline, in P0's time order (with the operator CLI's environment set):")
+    lines.append("  " + timeline_command(sent.object_id))
+    return lines
+
+
+def _show_lifecycle(url: str, keypair: simulator.DevKeypair) -> SentStory:
+    # Sent after the samples' messages were pulled: the story's three stay on the subscription.
+    sent = send_lifecycle(url, lambda: simulator.sign_token(keypair, now=_now()))
+    _out.rule("[bold]one request's story[/], out of order")
+    for line in lifecycle_lines(sent):
+        _out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if not sent.accepted:
+        raise click.ClickException("the request's story was not accepted")
+    return sent
 
 
 def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
