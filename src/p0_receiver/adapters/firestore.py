@@ -14,6 +14,7 @@ from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry
 from google.cloud import firestore
 
+from p0_receiver.adapters import firestore_writes
 from p0_receiver.adapters.google_errors import translated
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
 from p0_receiver.ports import RangeBound, TokenHistory
@@ -101,6 +102,7 @@ class FirestoreAuditLog:
     """The audit collection; document id = event id, so ``create()`` is the dedupe."""
 
     def __init__(self, client: firestore.Client, collection: str, timeout_seconds: float) -> None:
+        self._client = client
         self._collection = client.collection(collection)
         self._timeout = timeout_seconds
         self._retry = bounded_retry(timeout_seconds)
@@ -137,16 +139,21 @@ class FirestoreAuditLog:
         return stored
 
     def mark_published(self, event_id: str, *, message_id: str, now: datetime) -> None:
+        # On every accepted delivery's path: encoded directly (see firestore_writes).
+        marked = firestore_writes.update_write(
+            self._client,
+            f"{self._collection.id}/{event_id}",
+            {
+                RecordField.PUBLISH_STATUS: str(PublishStatus.PUBLISHED),
+                RecordField.MESSAGE_ID: message_id,
+                RecordField.PUBLISHED_AT: now,
+                RecordField.LAST_PUBLISH_ATTEMPT_AT: now,
+            },
+            increments={RecordField.PUBLISH_ATTEMPTS: 1},
+        )
         with translated(_SERVICE, "audit_unavailable"):
-            self._collection.document(event_id).update(
-                {
-                    RecordField.PUBLISH_STATUS: str(PublishStatus.PUBLISHED),
-                    RecordField.MESSAGE_ID: message_id,
-                    RecordField.PUBLISHED_AT: now,
-                    RecordField.PUBLISH_ATTEMPTS: firestore.Increment(1),
-                    RecordField.LAST_PUBLISH_ATTEMPT_AT: now,
-                },
-                **self._call(),
+            firestore_writes.commit(
+                self._client, [marked], retry=self._retry, timeout=self._timeout
             )
 
     def note_publish_failure(self, event_id: str, *, error: str, now: datetime) -> None:
@@ -186,15 +193,20 @@ class FirestoreFirstDelivery:
         self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
     ) -> bool:
         event_id = record[RecordField.EVENT_ID]
-        batch = self._client.batch()
-        batch.create(
-            self._ledger.document(fingerprint),
-            _ledger_entry(event_id, expires_at=expires_at, now=now),
+        # Every accepted delivery's path: encoded directly (see firestore_writes).
+        writes = (
+            firestore_writes.create_write(
+                self._client,
+                f"{self._ledger.id}/{fingerprint}",
+                _ledger_entry(event_id, expires_at=expires_at, now=now),
+            ),
+            firestore_writes.create_write(self._client, f"{self._audit.id}/{event_id}", record),
         )
-        batch.create(self._audit.document(event_id), dict(record))
         with translated(_SERVICE, "audit_unavailable"):
             try:
-                batch.commit(retry=self._retry, timeout=self._timeout)
+                firestore_writes.commit(
+                    self._client, writes, retry=self._retry, timeout=self._timeout
+                )
             except google_exceptions.AlreadyExists:
                 return False
             except google_exceptions.InvalidArgument as exc:
