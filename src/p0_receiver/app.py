@@ -59,6 +59,9 @@ class Backends:
     quarantine: Quarantine
     # Optional: without it every delivery takes the step-by-step path (same semantics).
     first_delivery: FirstDeliveryLog | None = None
+    # Opens the network connections ahead of the first delivery (best effort); the warm-up
+    # thread calls it, a request never does. Returns the services that did not connect in time.
+    connect: Callable[[], list[str]] = list
 
 
 def import_google_adapters() -> None:
@@ -70,6 +73,7 @@ def import_google_adapters() -> None:
 def google_backends(settings: Settings) -> Backends:
     """Firestore and Pub/Sub adapters (the emulators when their *_EMULATOR_HOST is set)."""
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
+    from p0_receiver.adapters import firestore, pubsub
     from p0_receiver.adapters.firestore import (
         FirestoreAuditLog,
         FirestoreFirstDelivery,
@@ -80,12 +84,22 @@ def google_backends(settings: Settings) -> Backends:
     from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
 
     client = firestore_client(settings.project, settings.firestore_database)
+    publisher = publisher_client()
     timeout = settings.firestore_timeout_seconds
+
+    def connect() -> list[str]:
+        late = []
+        if not firestore.connect_channel(client, timeout):
+            late.append("Firestore")
+        if not pubsub.connect_channel(publisher, settings.publish_timeout_seconds):
+            late.append("Pub/Sub")
+        return late
+
     return Backends(
         ledger=FirestoreTokenLedger(client, settings.token_collection, timeout),
         audit_log=FirestoreAuditLog(client, settings.firestore_collection, timeout),
         publisher=PubSubPublisher(
-            publisher_client(),
+            publisher,
             settings.topic_path,
             settings.publish_timeout_seconds,
         ),
@@ -96,6 +110,7 @@ def google_backends(settings: Settings) -> Backends:
             audit_collection=settings.firestore_collection,
             timeout_seconds=timeout,
         ),
+        connect=connect,
     )
 
 
@@ -339,6 +354,8 @@ def build_webhook(
         quarantine_max_per_token=settings.quarantine_max_per_token,
     )
 
+    built: list[Backends] = []
+
     def build_service() -> DeliveryService:
         try:
             chosen = backends(settings)
@@ -348,7 +365,7 @@ def build_webhook(
             raise DownstreamUnavailableError(
                 "clients_unavailable", detail=type(exc).__name__
             ) from exc
-        return DeliveryService(
+        service_built = DeliveryService(
             verifier,
             chosen.ledger,
             chosen.audit_log,
@@ -357,17 +374,30 @@ def build_webhook(
             quarantine=chosen.quarantine,
             first_delivery=chosen.first_delivery,
         )
+        built.append(chosen)
+        return service_built
+
+    def warmed_up(seconds: float) -> None:
+        started = time.perf_counter()
+        late = [name for chosen in built for name in chosen.connect()]
+        fields: dict[str, object] = {
+            "ms": round(seconds * 1000),
+            "connectMs": round((time.perf_counter() - started) * 1000),
+        }
+        if late:
+            fields["notConnected"] = late  # the first delivery connects, as without warm-up
+        log_event("INFO", "p0_warm_up_done", fields)
 
     service = Lazy(build_service)
     if warm_up:
         # Imported before gunicorn forks, once (measured: the two workers importing ~0.5 s of
         # client libraries each, at once, held the first request for ~1 s on two cores).
         # Modules are safe to inherit across a fork; threads and gRPC channels are not, so the
-        # clients are still built after it.
+        # clients are built, and their connections opened, after it.
         import_google_adapters()
         service.build_after_fork(
             lambda failure: log_event("WARNING", "p0_warm_up_failed", failure.log_fields()),
-            lambda seconds: log_event("INFO", "p0_warm_up_done", {"ms": round(seconds * 1000)}),
+            warmed_up,
         )
     return WebhookHandler(
         service,

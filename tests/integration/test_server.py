@@ -246,6 +246,26 @@ def test_audit_write_failure_is_503_and_publishes_nothing(stack: Stack) -> None:
     assert stack.nothing_written()
 
 
+def test_a_connection_the_warm_up_cannot_open_is_reported_and_deliveries_still_answer(
+    stack: Stack, tmp_path: Path
+) -> None:
+    dead_firestore = f"127.0.0.1:{free_port()}"
+    env = stack.function_env(FIRESTORE_EMULATOR_HOST=dead_firestore, FIRESTORE_TIMEOUT_SECONDS="1")
+    log = tmp_path / "function.log"
+    with log.open("wb") as sink, function_server(env, stdout=sink.fileno()) as server:
+        deadline = time.monotonic() + 30
+        while '"p0_warm_up_done"' not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        answer = deliver(server)
+    (warmed, *_) = [
+        json.loads(line) for line in log.read_text().splitlines() if '"p0_warm_up_done"' in line
+    ]
+    assert warmed["notConnected"] == ["Firestore"]
+    assert answer.status == 503  # the retryable answer, exactly as without the warm-up
+    assert stack.nothing_written()
+
+
 def test_publish_failure_is_503_record_stays_received_then_redelivery_publishes(
     stack: Stack,
 ) -> None:
@@ -351,4 +371,8 @@ def test_each_worker_builds_its_clients_after_the_fork_before_any_delivery(
             assert time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         assert deliver(server).status == 200
-    assert '"p0_warm_up_failed"' not in log.read_text()
+    lines = log.read_text()
+    assert '"p0_warm_up_failed"' not in lines
+    warmed = [json.loads(line) for line in lines.splitlines() if '"p0_warm_up_done"' in line]
+    # Each worker also opened its Firestore and Pub/Sub connections before any delivery.
+    assert all("connectMs" in line and "notConnected" not in line for line in warmed), warmed

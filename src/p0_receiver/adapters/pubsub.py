@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import grpc
 from google.api_core import exceptions as google_exceptions
 from google.api_core.retry import Retry, if_exception_type
 from google.pubsub_v1 import PublisherClient, PublishRequest, PubsubMessage
+from google.pubsub_v1.services.publisher.transports.grpc import PublisherGrpcTransport
 
 from p0_receiver.adapters.google_errors import translated
 
@@ -35,6 +37,18 @@ _RETRYABLE = if_exception_type(
 def publisher_client() -> PublisherClient:
     """The generated Publisher API client (the emulator when PUBSUB_EMULATOR_HOST is set)."""
     return PublisherClient()
+
+
+def connect_channel(client: PublisherClient, timeout_seconds: float) -> bool:
+    """Open the client's connection now; ``False`` if not in time (see the Firestore one)."""
+    transport = client.transport
+    if not isinstance(transport, PublisherGrpcTransport):
+        return True  # a REST transport has no connection to open ahead
+    try:
+        grpc.channel_ready_future(transport.grpc_channel).result(timeout=timeout_seconds)
+    except grpc.FutureTimeoutError:
+        return False
+    return True
 
 
 class PubSubPublisher:
