@@ -1,6 +1,6 @@
-"""What the Markdown documents claim about the code, checked: commands, links, variables.
+"""What the Markdown documents claim about the code, checked: commands, links, variables, tests.
 
-Three kinds of claim, each checked against the real thing rather than a copy of it:
+Four kinds of claim, each checked against the real thing rather than a copy of it:
 
 - a ``p0-receiver …`` or ``python -m p0_receiver …`` command (in a fenced block or an inline
   code span) names a command path of the real click group; its path, run with ``--help``,
@@ -12,7 +12,8 @@ Three kinds of claim, each checked against the real thing rather than a copy of 
   A name counts as an environment variable when it is UPPER_SNAKE_CASE (at least one ``_``),
   not glued to a leading ``_`` (a Cloud Build substitution such as ``_P0_JWT_ISSUER``) and its
   first segment is a prefix the settings use (``P0``, ``PUBSUB``, ``FIRESTORE``, …) or a
-  prefix of a listed external variable.
+  prefix of a listed external variable;
+- a test named as proof (an inline code span ``test_…``) is a test function under ``tests/``.
 """
 
 from __future__ import annotations
@@ -395,6 +396,26 @@ def check_configuration_table(path: Path) -> Iterator[tuple[int, str]]:
             yield number, f"{name}: the table says {shown}, the settings model {expected!r}"
 
 
+# --- Tests cited as proof -------------------------------------------------------------------
+
+_TEST_NAME = re.compile(r"`(test_[a-z0-9_]+)`")
+
+
+def defined_test_names(root: Path = ROOT) -> frozenset[str]:
+    names: set[str] = set()
+    for source in (root / "tests").rglob("*.py"):
+        names.update(re.findall(r"^\s*def (test_[a-z0-9_]+)\(", source.read_text(), re.M))
+    return frozenset(names)
+
+
+def check_test_names(text: str, root: Path = ROOT) -> Iterator[tuple[int, str]]:
+    known = defined_test_names(root)
+    for number, line in enumerate(text.splitlines(), start=1):
+        for name in _TEST_NAME.findall(line):
+            if name not in known:
+                yield number, f"no test function {name} under tests/"
+
+
 # --- All together --------------------------------------------------------------------------
 
 
@@ -411,5 +432,8 @@ def check_document(path: Path, root: Path = ROOT) -> list[Problem]:
     ]
     problems += [
         Problem(shown, line, "variable", message) for line, message in check_variables(text)
+    ]
+    problems += [
+        Problem(shown, line, "test", message) for line, message in check_test_names(text, root)
     ]
     return sorted(problems, key=lambda problem: (problem.line, problem.kind))

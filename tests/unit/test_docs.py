@@ -105,6 +105,8 @@ is no setting.
 | command | what it answers |
 |---|---|
 | `audit query` | records matching `--type --colour` |
+
+Proven by `test_nothing_at_all`.
 """
 
 
@@ -131,6 +133,7 @@ def test_the_checker_catches_bad_links_commands_and_variables(tmp_path: Path) ->
         (18, "command", "`p0-receiver` has no subcommand 'audti'"),
         (19, "variable", "PUBSUB_TOPICS is neither a setting nor a listed external variable"),
         (24, "command", "`p0-receiver audit query` has no option --colour"),
+        (26, "test", "no test function test_nothing_at_all under tests/"),
     }
 
 
