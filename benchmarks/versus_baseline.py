@@ -130,15 +130,19 @@ def served(
         process.wait(timeout=15)
 
 
+def settled(figures: list[float]) -> bool:
+    """Two moves in a row smaller than STABLE_WITHIN (three figures at least)."""
+    return len(figures) >= 3 and all(
+        abs(figures[-i] - figures[-i - 1]) / figures[-i - 1] < STABLE_WITHIN for i in (1, 2)
+    )
+
+
 def warm_up(client: Client, max_batches: int) -> int:
     """Sequential batches until the median settles; returns the requests it took."""
     medians: list[float] = []
     for batch in range(1, max_batches + 1):
         medians.append(statistics.median(client.timed() for _ in range(WARM_BATCH)))
-        settled = len(medians) >= 3 and all(
-            abs(medians[-i] - medians[-i - 1]) / medians[-i - 1] < STABLE_WITHIN for i in (1, 2)
-        )
-        if settled:
+        if settled(medians):
             return batch * WARM_BATCH
     return max_batches * WARM_BATCH
 
@@ -211,9 +215,7 @@ def prime_emulators(
         rates: list[float] = []
         for _ in range(arguments.prime_rounds):
             rates.append(throughput(port, keypair, arguments.concurrency, arguments.each))
-            if len(rates) >= 3 and all(
-                abs(rates[-i] - rates[-i - 1]) / rates[-i - 1] < STABLE_WITHIN for i in (1, 2)
-            ):
+            if settled(rates):
                 break
     return len(rates) * per_round
 

@@ -74,17 +74,9 @@ def google_backends(settings: Settings) -> Backends:
     """Firestore and Pub/Sub adapters (the emulators when their *_EMULATOR_HOST is set)."""
     # Imported here: the Google clients cost ~400 ms of import, paid on first use only.
     from p0_receiver.adapters import firestore, pubsub
-    from p0_receiver.adapters.firestore import (
-        FirestoreAuditLog,
-        FirestoreFirstDelivery,
-        FirestoreQuarantine,
-        FirestoreTokenLedger,
-        firestore_client,
-    )
-    from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
 
-    client = firestore_client(settings.project, settings.firestore_database)
-    publisher = publisher_client()
+    client = firestore.firestore_client(settings.project, settings.firestore_database)
+    publisher = pubsub.publisher_client()
     timeout = settings.firestore_timeout_seconds
 
     def connect() -> list[str]:
@@ -96,15 +88,15 @@ def google_backends(settings: Settings) -> Backends:
         return late
 
     return Backends(
-        ledger=FirestoreTokenLedger(client, settings.token_collection, timeout),
-        audit_log=FirestoreAuditLog(client, settings.firestore_collection, timeout),
-        publisher=PubSubPublisher(
+        ledger=firestore.FirestoreTokenLedger(client, settings.token_collection, timeout),
+        audit_log=firestore.FirestoreAuditLog(client, settings.firestore_collection, timeout),
+        publisher=pubsub.PubSubPublisher(
             publisher,
             settings.topic_path,
             settings.publish_timeout_seconds,
         ),
-        quarantine=FirestoreQuarantine(client, settings.quarantine_collection, timeout),
-        first_delivery=FirestoreFirstDelivery(
+        quarantine=firestore.FirestoreQuarantine(client, settings.quarantine_collection, timeout),
+        first_delivery=firestore.FirestoreFirstDelivery(
             client,
             ledger_collection=settings.token_collection,
             audit_collection=settings.firestore_collection,

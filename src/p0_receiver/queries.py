@@ -40,7 +40,9 @@ class QueryShape:
     direction: Direction
 
     def check(self, equality_fields: Iterable[str]) -> None:
-        """Refuse a query this shape (and so Terraform's indexes) does not cover."""
+        """Refuse a query the catalogue, this shape (and so Terraform's indexes) does not cover."""
+        if self not in QUERY_SHAPES:
+            raise ValueError(f"query shape {self.name!r} is not in the catalogue")
         unknown = set(equality_fields) - set(self.equality_fields)
         if unknown:
             raise ValueError(f"query shape {self.name!r} has no filter on {sorted(unknown)}")

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import pytest
 
+from tests.infra.gcloud_mock import STOP, Answer, MockRequest, Route, gcloud_against_mock
 from tests.infra.terraform_model import Module, expression, load_module
 from tests.infra.upload_sets import BUILD_IGNORE_FILE, ROOT, find_gcloud, gcloud_upload
 
@@ -60,94 +56,51 @@ def _multipart(body: bytes) -> tuple[bytes, bytes]:
     return payloads[0], payloads[1]
 
 
-def _handler(recorded: Recorded) -> type[BaseHTTPRequestHandler]:
-    class MockGoogleApis(BaseHTTPRequestHandler):
-        def _answer(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+def _route(recorded: Recorded) -> Route:
+    def answer(request: MockRequest) -> Answer:
+        if request.method == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+", request.path):
+            return 200, {"kind": "storage#bucket", "name": BUCKET, "location": "US"}
+        if request.path.startswith("/upload/storage/v1/b/"):
+            metadata, content = _multipart(request.body)
+            recorded.tarball = content
+            size = json.loads(metadata)["size"]
+            (name,) = parse_qs(request.query)["name"]
+            return 200, {"kind": "storage#object", "bucket": BUCKET, "name": name, "size": size}
+        if request.method == "POST" and request.path.endswith("/builds"):
+            recorded.build = json.loads(request.body)
+        # Stop gcloud here: nothing past the build request is under test.
+        return STOP
 
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            recorded.requests.append((self.command, path))
-            if self.command == "GET" and re.fullmatch(r"/storage/v1/b/[^/]+", path):
-                self._answer(200, {"kind": "storage#bucket", "name": BUCKET, "location": "US"})
-            elif path.startswith("/upload/storage/v1/b/"):
-                metadata, content = _multipart(body)
-                recorded.tarball = content
-                size = json.loads(metadata)["size"]
-                (name,) = parse_qs(urlsplit(self.path).query)["name"]
-                self._answer(
-                    200, {"kind": "storage#object", "bucket": BUCKET, "name": name, "size": size}
-                )
-            else:
-                if self.command == "POST" and path.endswith("/builds"):
-                    recorded.build = json.loads(body)
-                # Stop gcloud here: nothing past the build request is under test.
-                self._answer(403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}})
-
-        # http.server dispatches on these names.
-        do_GET = do_POST = do_PUT = _handle  # noqa: N815
-
-        def log_message(self, format: str, *args: object) -> None:
-            del format, args
-
-    return MockGoogleApis
+    return answer
 
 
 @pytest.fixture(scope="module")
 def submitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    gcloud = shutil.which("gcloud")
-    if gcloud is None or find_gcloud() is None:
-        pytest.skip("the Google Cloud CLI is not installed")
-    scratch = tmp_path_factory.mktemp("submit")
-    token = scratch / "token"
-    token.write_text("mock-access-token\n", encoding="utf-8")
     recorded = Recorded()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorded))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
     substitutions = "^;^_P0_JWT_ALGORITHMS=ES256,EdDSA;_REGION=europe-west1"
-    try:
-        subprocess.run(
-            [
-                gcloud,
-                "builds",
-                "submit",
-                ".",
-                "--project=my-project",
-                "--region=europe-west1",
-                "--config=cloudbuild.yaml",
-                f"--ignore-file={BUILD_IGNORE_FILE}",
-                "--service-account=projects/my-project/serviceAccounts/p0-deployer@my-project.iam.gserviceaccount.com",
-                f"--gcs-source-staging-dir=gs://{BUCKET}/source",
-                f"--substitutions={substitutions}",
-                f"--access-token-file={token}",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "CLOUDSDK_CONFIG": str(scratch / "config"),
-                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-                "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{url}/storage/v1/",
-                "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": f"{url}/",
-            },
-        )
+    with gcloud_against_mock(
+        [
+            "builds",
+            "submit",
+            ".",
+            "--project=my-project",
+            "--region=europe-west1",
+            "--config=cloudbuild.yaml",
+            f"--ignore-file={BUILD_IGNORE_FILE}",
+            "--service-account=projects/my-project/serviceAccounts/p0-deployer@my-project.iam.gserviceaccount.com",
+            f"--gcs-source-staging-dir=gs://{BUCKET}/source",
+            f"--substitutions={substitutions}",
+        ],
+        cwd=ROOT,
+        scratch=tmp_path_factory.mktemp("submit"),
+        route=_route(recorded),
+        endpoints=lambda url: {
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"{url}/storage/v1/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD": f"{url}/",
+        },
+        requests=recorded.requests,
+    ):
         yield recorded
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_staging_reads_the_bucket_first_and_submitters_may(submitted: Recorded) -> None:

@@ -11,20 +11,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.infra.gcloud_mock import STOP, Answer, MockRequest, Route, gcloud_against_mock
 from tests.infra.terraform_model import CLOUDBUILD, load_cloudbuild_validator
 from tests.infra.test_cloudbuild import deploy_command_line
 from tests.infra.upload_sets import (
@@ -41,6 +37,8 @@ pytestmark = pytest.mark.infra
 
 validator = load_cloudbuild_validator()
 PROJECT_NUMBER = "123456789012"
+# The APIs `gcloud functions deploy` calls, all pointed at the mock.
+DEPLOY_APIS = ("CLOUDFUNCTIONS", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "RUN", "CLOUDBUILD")
 
 
 @dataclass
@@ -50,53 +48,31 @@ class Recorded:
     function: dict[str, Any] = field(default_factory=dict)
 
 
-def _handler(recorded: Recorded, base_url: list[str]) -> type[BaseHTTPRequestHandler]:
-    class MockGoogleApis(BaseHTTPRequestHandler):
-        def _answer(self, status: int, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+def _route(recorded: Recorded) -> Route:
+    def answer(request: MockRequest) -> Answer:  # noqa: PLR0911 (one answer per API gcloud asks)
+        method, path = request.method, request.path
+        if path.endswith(":generateUploadUrl"):
+            return 200, {
+                "uploadUrl": f"{request.base_url}/signed-upload",
+                "storageSource": {"bucket": "gcf-v2-uploads", "object": "fun.zip"},
+            }
+        if path == "/signed-upload":
+            recorded.source_zip = request.body
+            return 200, {}
+        if path.endswith("/runtimes"):
+            return 200, {"runtimes": [{"name": "python311", "environment": "GEN_2"}]}
+        if method == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):
+            return 200, {"projectId": "my-project", "projectNumber": PROJECT_NUMBER}
+        if method == "GET" and "/services/" in path and path.endswith(".com"):
+            return 200, {"name": path, "state": "ENABLED"}
+        if method == "GET" and "/functions/" in path:
+            return 404, {"error": {"code": 404, "status": "NOT_FOUND"}}
+        if method == "POST" and path.endswith("/functions"):
+            recorded.function = json.loads(request.body)
+        # Stop gcloud here: nothing past the create request is under test.
+        return STOP
 
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            path = self.path.split("?", 1)[0]
-            recorded.requests.append((self.command, path))
-            if path.endswith(":generateUploadUrl"):
-                self._answer(
-                    200,
-                    {
-                        "uploadUrl": f"{base_url[0]}/signed-upload",
-                        "storageSource": {"bucket": "gcf-v2-uploads", "object": "fun.zip"},
-                    },
-                )
-            elif path == "/signed-upload":
-                recorded.source_zip = body
-                self._answer(200, {})
-            elif path.endswith("/runtimes"):
-                self._answer(200, {"runtimes": [{"name": "python311", "environment": "GEN_2"}]})
-            elif self.command == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):
-                self._answer(200, {"projectId": "my-project", "projectNumber": PROJECT_NUMBER})
-            elif self.command == "GET" and "/services/" in path and path.endswith(".com"):
-                self._answer(200, {"name": path, "state": "ENABLED"})
-            elif self.command == "GET" and "/functions/" in path:
-                self._answer(404, {"error": {"code": 404, "status": "NOT_FOUND"}})
-            else:
-                if self.command == "POST" and path.endswith("/functions"):
-                    recorded.function = json.loads(body)
-                # Stop gcloud here: nothing past the create request is under test.
-                self._answer(403, {"error": {"code": 403, "status": "PERMISSION_DENIED"}})
-
-        # http.server dispatches on these names.
-        do_GET = do_POST = do_PUT = _handle  # noqa: N815
-
-        def log_message(self, format: str, *args: object) -> None:
-            del format, args
-
-    return MockGoogleApis
+    return answer
 
 
 @pytest.fixture(scope="module")
@@ -105,54 +81,41 @@ def config() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def gcloud_against_mock(command_line: list[str], scratch: Path) -> Iterator[Recorded]:
+def gcloud_deploy_against_mock(command_line: list[str], scratch: Path) -> Iterator[Recorded]:
     """Run ``gcloud COMMAND_LINE`` from a copy of the build workspace against the local mock of
     Google's APIs; yield what it asked for."""
-    gcloud = shutil.which("gcloud")
     sdk = find_gcloud()
-    if gcloud is None or sdk is None:
+    if sdk is None:
         pytest.skip("the Google Cloud CLI is not installed")
     workspace = materialize(
         gcloud_upload(sdk, "build", ROOT, BUILD_IGNORE_FILE), scratch / "workspace", BUILD_LEFTOVERS
     )
-    token = scratch / "token"
-    token.write_text("mock-access-token\n", encoding="utf-8")
     recorded = Recorded()
-    base_url: list[str] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorded, base_url))
-    base_url.append(f"http://127.0.0.1:{server.server_address[1]}")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    overrides = {
-        f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{base_url[0]}/"
-        for api in ("CLOUDFUNCTIONS", "SERVICEUSAGE", "CLOUDRESOURCEMANAGER", "RUN", "CLOUDBUILD")
-    }
-    try:
-        subprocess.run(
-            [gcloud, *command_line, f"--access-token-file={token}"],
-            cwd=workspace,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-            env={
-                "PATH": os.environ.get("PATH", ""),
-                "CLOUDSDK_CONFIG": str(scratch / "config"),
-                "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-                "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-                **overrides,
-            },
-        )
+    with gcloud_against_mock(
+        command_line,
+        cwd=workspace,
+        scratch=scratch,
+        route=_route(recorded),
+        endpoints=lambda url: {
+            f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{url}/"
+            for api in (
+                "CLOUDFUNCTIONS",
+                "SERVICEUSAGE",
+                "CLOUDRESOURCEMANAGER",
+                "RUN",
+                "CLOUDBUILD",
+            )
+        },
+        requests=recorded.requests,
+    ):
         yield recorded
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture(scope="module")
 def deployed(
     config: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Recorded]:
-    with gcloud_against_mock(
+    with gcloud_deploy_against_mock(
         deploy_command_line(config), tmp_path_factory.mktemp("deploy")
     ) as recorded:
         yield recorded

@@ -27,7 +27,7 @@ from tests.infra.terraform_model import (
     load_module,
 )
 from tests.infra.test_cloudbuild import _gcloud_parses
-from tests.infra.test_function_deploy import Recorded, gcloud_against_mock
+from tests.infra.test_function_deploy import Recorded, gcloud_deploy_against_mock
 from tests.infra.test_terraform import plain_default
 from tests.infra.upload_sets import (
     ROOT,
@@ -242,7 +242,7 @@ def deployed_redrive(
     config: dict[str, Any], redrive_args: list[str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Recorded]:
     """The redrive step's gcloud, from a copy of the build workspace, against the local mock."""
-    with gcloud_against_mock(
+    with gcloud_deploy_against_mock(
         _redrive_command_line(config, redrive_args), tmp_path_factory.mktemp("deploy-redrive")
     ) as recorded:
         yield recorded
