@@ -93,10 +93,12 @@ resource "google_pubsub_subscription" "archive" {
 
 # Every write to the audit log, the replay ledger and the quarantine (the runtime's, an
 # operator's, anyone's) is logged with the identity that made it. Authoritative for this one
-# service's audit configuration in the project.
+# service's audit configuration in the project. Firestore's audit logging is configured under
+# datastore.googleapis.com, which covers both datastore.googleapis.com and firestore.googleapis.com;
+# the entries themselves carry serviceName firestore.googleapis.com.
 resource "google_project_iam_audit_config" "firestore_data_writes" {
   project = var.project_id
-  service = "firestore.googleapis.com"
+  service = "datastore.googleapis.com"
 
   audit_log_config {
     log_type = "DATA_WRITE"

@@ -19,7 +19,9 @@ resource "google_service_account" "runtime" {
 #   document create() and transaction create()  commit, exists=false   datastore.entities.create
 #   document update() and transaction update()  commit, exists=true    datastore.entities.update
 #   document get(), reads in a transaction      batchGet               datastore.entities.get
-#   the quarantine's per-token query            runQuery               datastore.entities.get
+#   every query (the redrive's scan of records  runQuery               datastore.entities.get,
+#   left received, the quarantine's per-token                          datastore.entities.list
+#   bound, the audit views)
 #   @transactional                              beginTransaction, rollback, commit without
 #                                               writes                 datastore.databases.get
 # No delete: the function's identity cannot remove an audit record (roles/datastore.user could).
@@ -32,6 +34,7 @@ resource "google_project_iam_custom_role" "runtime_firestore" {
     "datastore.databases.get",
     "datastore.entities.create",
     "datastore.entities.get",
+    "datastore.entities.list",
     "datastore.entities.update",
   ]
 
