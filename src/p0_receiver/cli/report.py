@@ -18,6 +18,7 @@ from p0_receiver.auditlog.review import (
     REVIEW_SCHEMA,
     ROW_COLUMNS,
     IntegrityTally,
+    ReviewedLifecycle,
     ReviewSummary,
     lifecycle_row,
     review_lifecycles,
@@ -117,9 +118,29 @@ class _Spool:
         self.findings: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self.count = 0
 
-    def close(self) -> None:
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.rows.close()
         self.findings.close()
+
+    def add(self, reviewed: ReviewedLifecycle) -> None:
+        index = self.count
+        self.count += 1
+        self.rows.write(json.dumps(lifecycle_row(reviewed)) + "\n")
+        life = reviewed.lifecycle
+        for finding in reviewed.findings:
+            item = {
+                "rule": finding.rule,
+                "row": index,
+                "objectId": life.object_id,
+                "principal": life.principal or life.requester,
+                "approver": life.approver,
+                "permission": life.permission,
+                "detail": finding.detail,
+            }
+            self.findings.write(json.dumps(item) + "\n")
 
     def read_rows(self) -> Iterator[dict[str, Any]]:
         self.rows.seek(0)
@@ -197,63 +218,44 @@ def access_review(
         raise click.BadParameter("must be later than --from", param_hint="'--to'")
     context = operator_context()
     settings = context.settings
-    policy = settings.review_policy()
     now = context.now()
     reader = context.reader()
     tally = IntegrityTally()
     summary = ReviewSummary()
-    spool = _Spool()
-    try:
-        with (
-            output_stream(out, replace=force) as stream,
-            counting_progress("records") as progress,
-        ):
-            task = progress.add_task("reading the period", total=None)
+    verified: VerifyReport | None = None
+    with (
+        _Spool() as spool,
+        output_stream(out, replace=force) as stream,
+        counting_progress("records") as progress,
+    ):
+        task = progress.add_task("reading the period", total=None)
 
-            def checked(record: Any) -> None:
-                tally.add(record)
-                progress.advance(task)
+        def checked(record: Any) -> None:
+            tally.add(record)
+            progress.advance(task)
 
-            csv_writer = None
-            if output_format == "csv":
-                csv_writer = row_writer("csv", stream, ROW_COLUMNS)
-                writer = csv_writer.__enter__()
-            for reviewed in review_lifecycles(
-                reader,
-                start=start,
-                end=end,
-                now=now,
-                policy=policy,
-                notifier=notifier,
-                on_record=checked,
-            ):
+        lifecycles = review_lifecycles(
+            reader,
+            start=start,
+            end=end,
+            now=now,
+            policy=settings.review_policy(),
+            notifier=notifier,
+            on_record=checked,
+        )
+        if output_format == "csv":
+            with row_writer("csv", stream, ROW_COLUMNS) as writer:
+                for reviewed in lifecycles:
+                    summary.add(reviewed)
+                    writer.write(lifecycle_row(reviewed))
+        else:
+            for reviewed in lifecycles:
                 summary.add(reviewed)
-                row = lifecycle_row(reviewed)
-                if csv_writer is not None:
-                    writer.write(row)
-                    continue
-                index = spool.count
-                spool.count += 1
-                spool.rows.write(json.dumps(row) + "\n")
-                for finding in reviewed.findings:
-                    item = {
-                        "rule": finding.rule,
-                        "row": index,
-                        "objectId": reviewed.lifecycle.object_id,
-                        "detail": finding.detail,
-                    }
-                    spool.findings.write(json.dumps(item) + "\n")
-            if csv_writer is not None:
-                csv_writer.__exit__(None, None, None)
-                tell(f"wrote {summary.lifecycles} rows" + (f" to {out}" if out else ""))
-                return
-            verified = None
+                spool.add(reviewed)
             if location is not None:
                 verified = verify_archive(
                     context.archive(), reader, location, since=start, until=end, now=now
                 )
-            spool.rows.flush()
-            spool.findings.flush()
             document = {
                 "schema": REVIEW_SCHEMA,
                 "period": {"from": rfc3339(start), "to": rfc3339(end)},
@@ -267,17 +269,13 @@ def access_review(
                 "integrity": _integrity(tally, verified, location),
                 "summary": summary.figures(),
             }
-            if output_format == "json":
-                _write_json(stream, document, summary, spool)
-            else:
-                _write_html(stream, document, summary, spool)
-        tell(
-            f"access review {rfc3339(start)} .. {rfc3339(end)}: {summary.lifecycles} rows, "
-            f"{sum(summary.findings_by_rule.values())} findings, {tally.checked} records "
-            f"checked ({tally.failed} failed)" + (f"; written to {out}" if out else "")
-        )
-    finally:
-        spool.close()
+            write = _write_json if output_format == "json" else _write_html
+            write(stream, document, summary, spool)
+    tell(
+        f"access review {rfc3339(start)} .. {rfc3339(end)}: {summary.lifecycles} rows, "
+        f"{sum(summary.findings_by_rule.values())} findings, {tally.checked} records "
+        f"checked ({tally.failed} failed)" + (f"; written to {out}" if out else "")
+    )
     if tally.failed or (verified is not None and not verified.ok):
         raise SystemExit(1)
 
@@ -299,10 +297,7 @@ def _write_json(
     head = json_text({**document, "series": summary.series()}, indent=2)
     stream.write(head[: head.rindex("}")].rstrip() + ',\n  "findings": {')
     for number, group in enumerate(_finding_groups(spool, summary)):
-        items = [
-            {"row": item["row"], "objectId": item["objectId"], "detail": item["detail"]}
-            for item in group["entries"]
-        ]
+        items = [{k: v for k, v in item.items() if k != "rule"} for item in group["entries"]]
         prefix = "" if number == 0 else ","
         stream.write(f'{prefix}\n    "{group["rule"]}": ' + json_text(items))
     stream.write('\n  },\n  "rows": [')

@@ -178,7 +178,7 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for group in findings %}<section data-rule="{{ group.rule }}">
 <h3 class="sev-{{ group.severity }}">{{ group.rule }} ({{ group.severity }}): {{ group.count }}</h3>
 <p>{{ group.rationale }}</p>
-{% if group.count %}<ul>{% for item in group.entries %}<li><a href="#row-{{ item.row }}">{{ item.objectId|t }}</a>: {{ item.detail|t }}</li>
+{% if group.count %}<ul>{% for item in group.entries %}<li><a href="#row-{{ item.row }}">{{ item.objectId|t }}</a>: {{ item.principal|t }} on {{ item.permission|t }}, approved by {{ item.approver|t }}: {{ item.detail|t }}</li>
 {% endfor %}</ul>{% else %}<p class="empty">none</p>{% endif %}
 </section>
 {% endfor %}</div>
