@@ -57,6 +57,10 @@ locals {
       { field_path = "objectId", order = "ASCENDING" },
       { field_path = "occurredAt", order = "ASCENDING" },
     ]
+    "notifierId-occurredAt" = [
+      { field_path = "notifierId", order = "ASCENDING" },
+      { field_path = "occurredAt", order = "ASCENDING" },
+    ]
   }
 
   # Never filtered on; indexing them would only cost index writes (the body alone can be

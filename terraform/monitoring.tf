@@ -207,6 +207,7 @@ resource "time_sleep" "log_metrics_queryable" {
     token_replays    = google_logging_metric.token_replays.name
     quarantined      = google_logging_metric.quarantined.name
     internal_errors  = google_logging_metric.internal_errors.name
+    self_approvals   = google_logging_metric.self_approvals.name
   }
 }
 

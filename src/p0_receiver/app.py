@@ -344,6 +344,7 @@ def build_webhook(
         token_burst_seconds=settings.token_burst_seconds,
         quarantine_retention_days=settings.quarantine_retention_days,
         quarantine_max_per_token=settings.quarantine_max_per_token,
+        review=settings.review_policy(),
     )
 
     built: list[Backends] = []

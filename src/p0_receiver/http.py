@@ -172,6 +172,9 @@ class WebhookHandler:
             notifierId=outcome.notifier_id,
             messageId=outcome.message_id,
         )
+        if outcome.findings:
+            # The self-approval alert's log-based metric matches on this (terraform/findings.tf).
+            fields["findings"] = ",".join(outcome.findings)
         if outcome.token_reuse is not None:
             reuse = outcome.token_reuse
             fields["tokenReuse"] = True

@@ -72,6 +72,10 @@ AUDIT_LIST = QueryShape(
 AUDIT_TIMELINE = QueryShape(
     "audit-timeline", (RecordField.OBJECT_ID,), RecordField.OCCURRED_AT, Direction.ASCENDING
 )
+# report access-review: a period in P0's time order, optionally one notifier's.
+REVIEW_PERIOD = QueryShape(
+    "review-period", (RecordField.NOTIFIER_ID,), RecordField.OCCURRED_AT, Direction.ASCENDING
+)
 # redrive: records still "received", older than a cut-off.
 REDRIVE_PENDING = QueryShape(
     "redrive-pending", (RecordField.PUBLISH_STATUS,), RecordField.RECEIVED_AT, Direction.DESCENDING
@@ -96,6 +100,7 @@ QUERY_SHAPES: tuple[QueryShape, ...] = (
     REDRIVE_PENDING,
     AUDIT_WINDOW,
     AUDIT_EVENT_ID_PREFIX,
+    REVIEW_PERIOD,
 )
 
 

@@ -80,6 +80,7 @@ class RecordField:
     EXPIRE_AT: Final = "expireAt"
     TOKEN_REUSE: Final = "tokenReuse"
     RELEASED_FROM: Final = "releasedFrom"
+    FINDINGS: Final = "findings"
 
 
 class RecordToken(TypedDict):
@@ -157,6 +158,10 @@ class AuditRecord(DerivedFields):
     expireAt: NotRequired[datetime]
     tokenReuse: NotRequired[TokenReuseNote]
     releasedFrom: NotRequired[ReleasedFrom]
+    # Access-review rule ids raised by this event alone as it was received (thresholds of
+    # that moment; absent when none). Not derived from the body alone, so not in the
+    # integrity check: the access-review report decides every rule again from the body.
+    findings: NotRequired[list[str]]
 
 
 @dataclass(frozen=True)
@@ -360,6 +365,9 @@ def message_attributes(record: AuditRecord, *, replay: bool = False) -> dict[str
         candidates["tokenReuse"] = "true"
     if record.get(RecordField.RELEASED_FROM):
         candidates["released"] = "true"
+    if findings := record.get(RecordField.FINDINGS):
+        # Catalogue order, so hasPrefix(attributes.findings, "self-approval") selects it.
+        candidates["findings"] = ",".join(findings)
     return {
         name: value
         for name, value in candidates.items()

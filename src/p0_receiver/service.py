@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from p0_receiver.auditlog.findings import ReviewPolicy, event_findings
 from p0_receiver.errors import (
     DownstreamUnavailableError,
     RequestRejectedError,
@@ -84,6 +85,8 @@ class DeliveryOutcome:
     publish_recorded: bool = True
     # Set only when this request accepted a reuse (not on a redelivery of one).
     token_reuse: TokenReuse | None = None
+    # Access-review rules this event raised on receipt (the record's ``findings``).
+    findings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class DeliveryPolicy:
     token_burst_seconds: int = 5
     quarantine_retention_days: int = 30
     quarantine_max_per_token: int = 10
+    # None: no access-review rule is decided on receipt.
+    review: ReviewPolicy | None = None
 
 
 class DeliveryService:
@@ -128,9 +133,7 @@ class DeliveryService:
         notification = self._parse(token, body, now=now)
         event_id = notification.event_id
         ledger_expiry = token.expires_at + timedelta(seconds=self._policy.leeway_seconds)
-        record = build_audit_record(
-            notification, token, received_at=now, retention_days=self._policy.retention_days
-        )
+        record = self._record(notification, token, now=now)
         first_delivery = self._first_delivery
         if first_delivery is not None and self._store(
             lambda: first_delivery.create_first(
@@ -143,7 +146,12 @@ class DeliveryService:
             # The common case in one round trip: a new token and a new body, both now stored.
             message_id, recorded = publish_record(self._audit_log, self._publisher, record, now=now)
             return self._outcome(
-                DeliveryStatus.ACCEPTED, notification, message_id, None, recorded=recorded
+                DeliveryStatus.ACCEPTED,
+                notification,
+                message_id,
+                None,
+                recorded=recorded,
+                findings=record.get(RecordField.FINDINGS, []),
             )
 
         # A token or a body seen before: one step at a time, to tell a duplicate from a reuse.
@@ -156,23 +164,50 @@ class DeliveryService:
                 "firstEventId": history.first_event_id,
                 "fingerprint": token.fingerprint,
             }
-            record = build_audit_record(
-                notification,
-                token,
-                received_at=now,
-                retention_days=self._policy.retention_days,
-                token_reuse=reuse_field,
-            )
+            record = self._record(notification, token, now=now, token_reuse=reuse_field)
         status = DeliveryStatus.ACCEPTED
         if not self._store(lambda: self._audit_log.create(record), token, body, now=now):
             status = DeliveryStatus.DUPLICATE
             record = self._audit_log.note_redelivery(event_id, now=now)
             if record[RecordField.PUBLISH_STATUS] == PublishStatus.PUBLISHED:
                 return self._outcome(
-                    status, notification, record.get(RecordField.MESSAGE_ID), token_reuse
+                    status,
+                    notification,
+                    record.get(RecordField.MESSAGE_ID),
+                    token_reuse,
+                    findings=record.get(RecordField.FINDINGS, []),
                 )
         message_id, recorded = publish_record(self._audit_log, self._publisher, record, now=now)
-        return self._outcome(status, notification, message_id, token_reuse, recorded=recorded)
+        return self._outcome(
+            status,
+            notification,
+            message_id,
+            token_reuse,
+            recorded=recorded,
+            findings=record.get(RecordField.FINDINGS, []),
+        )
+
+    def _record(
+        self,
+        notification: Notification,
+        token: VerifiedToken,
+        *,
+        now: datetime,
+        token_reuse: TokenReuseNote | None = None,
+    ) -> AuditRecord:
+        """The audit record, with the access-review rules one event decides (no I/O)."""
+        record = build_audit_record(
+            notification,
+            token,
+            received_at=now,
+            retention_days=self._policy.retention_days,
+            token_reuse=token_reuse,
+        )
+        if self._policy.review is not None and (
+            findings := event_findings(record, self._policy.review)
+        ):
+            record[RecordField.FINDINGS] = list(findings)
+        return record
 
     @staticmethod
     def _outcome(
@@ -182,6 +217,7 @@ class DeliveryService:
         token_reuse: TokenReuse | None,
         *,
         recorded: bool = True,
+        findings: list[str] | tuple[str, ...] = (),
     ) -> DeliveryOutcome:
         return DeliveryOutcome(
             status,
@@ -191,6 +227,7 @@ class DeliveryService:
             message_id,
             publish_recorded=recorded,
             token_reuse=token_reuse,
+            findings=tuple(findings),
         )
 
     def _parse(self, token: VerifiedToken, body: bytes, *, now: datetime) -> Notification:

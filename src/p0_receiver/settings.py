@@ -7,12 +7,15 @@ Cloud Build).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from p0_receiver.auditlog.findings import ReviewPolicy, parse_business_hours
 from p0_receiver.errors import ConfigurationError
 
 # P0 payloads are a few hundred bytes; the audit record keeps the body verbatim and must
@@ -60,6 +63,25 @@ class OperatorSettings(BaseModel):
     ] = 8.0
     # The operator's too: a body released from the quarantine is recorded with it.
     audit_retention_days: Annotated[int, Field(alias="AUDIT_RETENTION_DAYS", ge=0, le=36_500)] = 400
+    # Access-review thresholds: the receiver applies the rules on receipt, the operator's
+    # report applies all of them (docs/operate.md, "Access review").
+    review_long_grant_hours: Annotated[
+        int, Field(alias="REVIEW_LONG_GRANT_HOURS", ge=1, le=8760)
+    ] = 8
+    review_fast_approval_seconds: Annotated[
+        int, Field(alias="REVIEW_FAST_APPROVAL_SECONDS", ge=0, le=3600)
+    ] = 60
+    review_business_hours: Annotated[str, Field(alias="REVIEW_BUSINESS_HOURS")] = (
+        "Mon-Fri 08:00-18:00"
+    )
+    review_timezone: Annotated[str, Field(alias="REVIEW_TIMEZONE", min_length=1)] = "UTC"
+    review_never_ended_grace_hours: Annotated[
+        int, Field(alias="REVIEW_NEVER_ENDED_GRACE_HOURS", ge=0, le=720)
+    ] = 1
+    # Comma-separated approvalSource values that name no person (P0 publishes no list).
+    review_automatic_sources: Annotated[str, Field(alias="REVIEW_AUTOMATIC_APPROVAL_SOURCES")] = (
+        "auto,automatic,policy,pre-approval,preapproval,rule,system"
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -68,6 +90,36 @@ class OperatorSettings(BaseModel):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("review_business_hours")
+    @classmethod
+    def _business_hours_shape(cls, value: str) -> str:
+        parse_business_hours(value)
+        return value
+
+    @field_validator("review_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone name, e.g. Europe/Berlin or UTC") from None
+        return value
+
+    def review_policy(self) -> ReviewPolicy:
+        """The access-review rules' thresholds as the core reads them."""
+        return ReviewPolicy(
+            long_grant=timedelta(hours=self.review_long_grant_hours),
+            fast_approval=timedelta(seconds=self.review_fast_approval_seconds),
+            business_hours=parse_business_hours(self.review_business_hours),
+            timezone=ZoneInfo(self.review_timezone),
+            never_ended_grace=timedelta(hours=self.review_never_ended_grace_hours),
+            automatic_sources=frozenset(
+                name.strip().casefold()
+                for name in self.review_automatic_sources.split(",")
+                if name.strip()
+            ),
+        )
 
     @field_validator("pubsub_topic")
     @classmethod

@@ -72,6 +72,15 @@ SETTINGS_FROM_RESOURCES = {
 SETTINGS_NOT_DEPLOYED = {
     # The deploy injects the key as P0_PUBLIC_KEYS; the file form is for local runs.
     "P0_PUBLIC_KEYS_FILE",
+    # Access-review thresholds: the deployed receiver decides the on-receipt rules with the
+    # defaults until the deploy passes these through (variables, substitutions, cloudbuild.yaml);
+    # the operator's report reads them from its own environment.
+    "REVIEW_LONG_GRANT_HOURS",
+    "REVIEW_FAST_APPROVAL_SECONDS",
+    "REVIEW_BUSINESS_HOURS",
+    "REVIEW_TIMEZONE",
+    "REVIEW_NEVER_ENDED_GRACE_HOURS",
+    "REVIEW_AUTOMATIC_APPROVAL_SOURCES",
 }
 # Defaults that differ from the code's on purpose: the code defaults to "(default)", the
 # module to a dedicated database so IAM can be scoped to it.
@@ -127,6 +136,8 @@ DESIGN_RESOURCES = {
     ("google_project_iam_audit_config", "firestore_data_writes"),
     ("google_project_iam_custom_role", "runtime_firestore"),
     ("google_logging_metric", "accepted_by_key"),
+    ("google_logging_metric", "self_approvals"),
+    ("google_monitoring_alert_policy", "self_approval"),
 }
 DESIGN_OUTPUTS = {
     "webhook_url",
@@ -403,6 +414,10 @@ def test_log_metrics_follow_the_log_contract(module: Module) -> None:
     reuse = text(metrics["token_reuse_accepted"]["filter"])
     assert 'jsonPayload.message="p0_token_reuse_accepted"' in reuse
     assert "severity=WARNING" in reuse
+    self_approvals = text(metrics["self_approvals"]["filter"])
+    assert "${local.delivery_log_filter}" in self_approvals
+    assert 'jsonPayload.outcome="accepted"' in self_approvals
+    assert 'jsonPayload.findings:"self-approval"' in self_approvals
     internal = text(metrics["internal_errors"]["filter"])
     assert 'jsonPayload.message="p0_internal_error"' in internal
     assert "severity=ERROR" in internal

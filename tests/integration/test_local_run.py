@@ -79,6 +79,12 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
     assert [words[1:] for words in timelines] == [
         ["-m", "p0_receiver", "audit", "timeline", story_id(output)]
     ] * 2
+    # It ends by writing the access review of the sample stories, and says where.
+    report = tmp_path / "dev" / "access-review.html"
+    assert f"access review written to {report.resolve()}" in output
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert 'data-rule="self-approval"' in page
     ports = re.findall(r"127\.0\.0\.1:(\d+)", output)
     assert len(set(ports)) >= 3  # function server and both emulators
     assert not any(_listening(port) for port in set(ports))  # no orphan JVM or server

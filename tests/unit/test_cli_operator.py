@@ -19,6 +19,7 @@ from p0_receiver.app import AuditBackends, google_audit_backends
 from p0_receiver.auditlog import views
 from p0_receiver.auditlog.filters import RecordFilter, parse_duration, parse_moment
 from p0_receiver.auditlog.integrity import check_integrity
+from p0_receiver.auditlog.review import review_lifecycles
 from p0_receiver.cli import main
 from p0_receiver.cli.operator import OperatorContext
 from p0_receiver.devtools.emulators import free_port
@@ -130,6 +131,8 @@ def test_every_view_uses_a_catalogued_shape() -> None:
     list(views.pending_records(reader, received_before=NOW))
     list(views.window(reader, since=NOW, until=None))
     views.records_with_id_prefix(reader, "0123abcd", limit=2)
+    policy = load_operator_settings({"GOOGLE_CLOUD_PROJECT": "p"}).review_policy()
+    list(review_lifecycles(reader, start=NOW, end=NOW, now=NOW, policy=policy))
     assert reader.shapes == list(QUERY_SHAPES)
 
 

@@ -10,6 +10,7 @@ from p0_receiver.cli.dev import dev
 from p0_receiver.cli.doctor import doctor
 from p0_receiver.cli.quarantine import quarantine
 from p0_receiver.cli.redrive import redrive, replay
+from p0_receiver.cli.report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,3 +25,4 @@ main.add_command(redrive)
 main.add_command(replay)
 main.add_command(quarantine)
 main.add_command(doctor)
+main.add_command(report)

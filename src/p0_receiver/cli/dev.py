@@ -250,9 +250,11 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
             ):
                 _show_samples(stack, server.url, keypair)
                 story = _show_lifecycle(server.url, keypair)
+                report = _show_access_review(server.url, keypair, env, dev_dir)
                 _out.print(
                     Panel.fit(
                         f"Webhook: [bold]{server.url}[/]   (function log: {log_path})\n"
+                        f"Access review: [bold]{report}[/]\n"
                         "Ctrl-C stops the function and both emulators.",
                         title="running",
                     )
@@ -359,6 +361,33 @@ def _show_lifecycle(url: str, keypair: simulator.DevKeypair) -> SentStory:
     if not sent.accepted:
         raise click.ClickException("the request's story was not accepted")
     return sent
+
+
+def _show_access_review(
+    url: str, keypair: simulator.DevKeypair, env: Mapping[str, str], dev_dir: Path
+) -> Path:
+    """Send the review stories (one per finding, hostile text), then write the access review
+    of their week up to today with the operator CLI, as a user would."""
+    from p0_receiver.devtools.review_stories import review_week, send_review_stories
+
+    now = _now()
+    sent = send_review_stories(url, lambda: simulator.sign_token(keypair, now=_now()), now=now)
+    _out.rule("[bold]access review[/]: a week of requests, one per finding")
+    if not sent.accepted:
+        raise click.ClickException(f"the review stories were not all accepted: {sent.statuses}")
+    start, _ = review_week(now)
+    report = (dev_dir / "access-review.html").resolve()
+    command = [
+        *(sys.executable, "-m", "p0_receiver", "report", "access-review"),
+        *("--from", start.date().isoformat(), "--to", now.date().isoformat()),
+        *("--out", str(report), "--force"),
+    ]
+    cli_env = {name: env[name] for name in CLI_ENVIRONMENT if name in env}
+    completed = subprocess.run(command, env={**os.environ, **cli_env}, check=False)
+    if completed.returncode != 0:
+        raise click.ClickException("the access review could not be written")
+    _out.print(f"access review written to {report}", markup=False, highlight=False)
+    return report
 
 
 def _show_samples(stack: Any, url: str, keypair: simulator.DevKeypair) -> None:
