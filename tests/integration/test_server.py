@@ -83,6 +83,8 @@ def test_documented_example_is_stored_and_published_byte_for_byte(
         "principal": "john.smith@p0.dev",
         "receivedAt": message.attributes["receivedAt"],
         "schemaVersion": "1",
+        # P0's own example pre-approves the principal by the principal: a self-approval.
+        "findings": "self-approval",
     }
 
 
