@@ -45,6 +45,8 @@ locals {
     _REDRIVE_MIN_AGE_SECONDS = tostring(var.redrive_min_age_seconds)
     _REDRIVE_MAX_RECORDS     = tostring(var.redrive_max_records)
     _REDRIVE_TIMEOUT         = "${var.redrive_timeout_seconds}s"
+    # The one identity the deploy lets invoke the redrive (grant-redrive-invoker).
+    _SCHEDULER_SERVICE_ACCOUNT = google_service_account.scheduler.email
   }
 
   build_substitutions_flag = "^;^${join(";", [for key in sort(keys(local.build_substitutions)) : "${key}=${local.build_substitutions[key]}"])}"

@@ -4,9 +4,8 @@
 # account, the only identity allowed to invoke it. The function itself is private
 # (`--no-allow-unauthenticated`): unlike the webhook, nothing outside Google calls it.
 #
-# As for the webhook, Terraform never declares the function: Cloud Build owns it, and the
-# invoker grant below names its Cloud Run service in an IAM condition, so it can be made before
-# the first deploy.
+# As for the webhook, Terraform never declares the function: Cloud Build owns it, and its deploy
+# grants the scheduler's account the invoker role on the redrive's Cloud Run service.
 
 variable "redrive_schedule" {
   description = "How often Cloud Scheduler runs a redrive pass (unix-cron, UTC). Each pass publishes what is still `received`."
@@ -119,21 +118,26 @@ resource "google_service_account" "scheduler" {
   depends_on = [google_project_service.enabled["iam.googleapis.com"]]
 }
 
-# A gen2 function is invoked through its Cloud Run service. The condition names that one
-# service, which Cloud Build creates: the grant exists before the first deploy and survives
-# redeploys (the deploy rewrites the service's own policy, not the project's).
-resource "google_project_iam_member" "scheduler_invokes_redrive" {
-  project = var.project_id
-  role    = "roles/run.invoker"
-  member  = google_service_account.scheduler.member
+# The scheduler's invoker grant is made by the deploy, on the redrive's Cloud Run service itself
+# (cloudbuild.yaml, step grant-redrive-invoker): Cloud Run supplies no resource attributes to IAM
+# Conditions, so a project-level run.invoker grant conditioned on the service's name would never
+# match and every scheduled call would get 403; an unconditioned one would let the scheduler
+# invoke every service in the project. Terraform never declares the service (Cloud Build owns
+# it), so the grant cannot be a google_cloud_run_v2_service_iam_member here either.
 
-  condition {
-    title       = "${local.redrive_function_name}-only"
-    description = "Invoke the redrive function's Cloud Run service only."
-    expression  = "resource.name == \"${local.redrive_run_service_resource_name}\""
-  }
+# Creating a job with an OIDC token needs actAs on the token's account, which this same apply
+# creates: whoever runs `terraform apply` may act as the scheduler's account, and that one only.
+data "google_client_openid_userinfo" "applier" {}
 
-  depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
+locals {
+  applier_email  = data.google_client_openid_userinfo.applier.email
+  applier_member = endswith(local.applier_email, ".gserviceaccount.com") ? "serviceAccount:${local.applier_email}" : "user:${local.applier_email}"
+}
+
+resource "google_service_account_iam_member" "applier_acts_as_scheduler" {
+  service_account_id = google_service_account.scheduler.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = local.applier_member
 }
 
 resource "google_cloud_scheduler_job" "redrive" {
@@ -162,7 +166,7 @@ resource "google_cloud_scheduler_job" "redrive" {
 
   depends_on = [
     google_project_service.enabled["cloudscheduler.googleapis.com"],
-    google_project_iam_member.scheduler_invokes_redrive,
+    google_service_account_iam_member.applier_acts_as_scheduler,
   ]
 }
 
@@ -245,6 +249,48 @@ resource "google_monitoring_alert_policy" "redrive_problems" {
       pass crashed (p0_internal_error). A skipped record is never published: inspect it with
       `p0-receiver audit show EVENT_ID` (docs/operate.md, "Redrive after a Pub/Sub outage"). The
       record may have been edited behind the receiver's back.
+    EOT
+  }
+
+  depends_on = [google_project_service.enabled["monitoring.googleapis.com"]]
+}
+
+# The scheduler's own failed attempts: a 401/403 (the invoker grant is missing), a 5xx or a
+# deadline. The function never sees a call its front end refused, so its lines cannot raise
+# this one; Cloud Scheduler logs each attempt against the job's own monitored resource.
+resource "google_monitoring_alert_policy" "redrive_scheduler_failures" {
+  project               = var.project_id
+  display_name          = "P0 receiver: a scheduled redrive call failed (${local.redrive_function_name})"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  severity              = "ERROR"
+
+  conditions {
+    display_name = "Cloud Scheduler job ${local.redrive_function_name}: attempt failed"
+
+    condition_matched_log {
+      filter = join(" AND ", [
+        "resource.type=\"cloud_scheduler_job\"",
+        "resource.labels.job_id=\"${google_cloud_scheduler_job.redrive.name}\"",
+        "severity>=ERROR",
+      ])
+    }
+  }
+
+  alert_strategy {
+    notification_rate_limit {
+      period = "300s"
+    }
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      Cloud Scheduler could not complete a redrive call. A 401 or 403 means the scheduler's
+      account lacks roles/run.invoker on the redrive's Cloud Run service: the deploy's
+      grant-redrive-invoker step makes that grant (docs/deploy.md). Records a Pub/Sub outage left
+      `received` wait until a pass succeeds; `p0-receiver redrive` publishes them by hand.
     EOT
   }
 

@@ -137,10 +137,11 @@ def test_the_build_request_runs_as_the_deployer_with_the_substitutions(
     source = build["source"]["storageSource"]
     assert source["bucket"] == BUCKET
     assert source["object"].startswith("source/")
-    assert [step["id"] for step in build["steps"]][-4:] == [
+    assert [step["id"] for step in build["steps"]][-5:] == [
         "deploy",
         "smoke",
         "deploy-redrive",
+        "grant-redrive-invoker",
         "smoke-redrive",
     ]
     assert Path(source["object"]).suffix == ".tgz"

@@ -4,9 +4,11 @@ grant) and its Cloud Build deploy and smoke steps, against the code's settings."
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ pytest.importorskip(
 )
 
 from p0_receiver.settings import RedriveSettings
+from tests.infra.gcloud_mock import STOP, Answer, MockRequest, gcloud_against_mock
 from tests.infra.terraform_model import (
     CLOUDBUILD,
     Module,
@@ -73,21 +76,74 @@ def _condition(body: dict[str, Any]) -> str:
     return str(condition["expression"]).replace('\\"', '"')
 
 
-def test_the_scheduler_may_invoke_the_redrive_service_and_nothing_else(module: Module) -> None:
-    assert _grants_to(module, SCHEDULER) == {("google_project_iam_member", "roles/run.invoker")}
-    grant = module.resources[("google_project_iam_member", "scheduler_invokes_redrive")]
-    assert _condition(grant) == 'resource.name == "${local.redrive_run_service_resource_name}"'
-    assert module.locals["redrive_run_service_resource_name"] == (
-        "projects/${var.project_id}/locations/${var.region}/services/${local.redrive_function_name}"
-    )
-    # Nobody else is granted an invoker role by Terraform (the webhook's allUsers grant is the
-    # deploy's, on the webhook alone).
+def test_terraform_grants_the_scheduler_no_role_and_no_one_an_invoker_role(module: Module) -> None:
+    # Cloud Run supplies no resource attributes to IAM Conditions: a project-level run.invoker
+    # grant conditioned on the service's name never matches (every scheduled call: 403), and an
+    # unconditioned one reaches every service in the project. The deploy grants it instead.
+    assert _grants_to(module, SCHEDULER) == set()
     invokers = [
         (kind, name)
         for (kind, name), body in module.resources.items()
         if str(body.get("role", "")).endswith((".invoker", "run.invoker"))
     ]
-    assert invokers == [("google_project_iam_member", "scheduler_invokes_redrive")]
+    assert invokers == []
+
+
+def test_the_deploy_grants_the_scheduler_invoker_on_the_redrive_alone(
+    config: dict[str, Any], module: Module
+) -> None:
+    step = validator.step_by_id(config, "grant-redrive-invoker")
+    assert step["waitFor"] == ["deploy-redrive"]
+    assert validator.gcloud_args(step)[:3] == [
+        "functions",
+        "add-invoker-policy-binding",
+        "${_REDRIVE_FUNCTION_NAME}",
+    ]
+    assert "--member=serviceAccount:${_SCHEDULER_SERVICE_ACCOUNT}" in step["args"]
+    substitutions = module.locals["build_substitutions"]
+    assert expression(substitutions["_SCHEDULER_SERVICE_ACCOUNT"]) == (
+        "google_service_account.scheduler.email"
+    )
+    # The deployer may read and set that service's policy (gcloud reads the function first).
+    role = module.resources[("google_project_iam_custom_role", "invoker_policy_admin")]
+    assert {"run.services.getIamPolicy", "run.services.setIamPolicy"} <= set(role["permissions"])
+    grant = module.resources[("google_project_iam_member", "deployer_redrive_invoker_policy")]
+    assert expression(grant["role"]) == "google_project_iam_custom_role.invoker_policy_admin.id"
+
+
+def test_the_applier_may_act_as_the_scheduler_account_only(module: Module) -> None:
+    grant = module.resources[("google_service_account_iam_member", "applier_acts_as_scheduler")]
+    assert expression(grant["service_account_id"]) == "google_service_account.scheduler.name"
+    assert grant["role"] == "roles/iam.serviceAccountUser"
+    assert expression(grant["member"]) == "local.applier_member"
+    assert ("google_client_openid_userinfo", "applier") in module.data
+    member = str(module.locals["applier_member"])
+    assert '"serviceAccount:${local.applier_email}"' in member
+    assert '"user:${local.applier_email}"' in member
+    assert 'endswith(local.applier_email, ".gserviceaccount.com")' in member
+    job = module.resources[("google_cloud_scheduler_job", "redrive")]
+    assert "google_service_account_iam_member.applier_acts_as_scheduler" in {
+        expression(dependency) for dependency in job["depends_on"]
+    }
+    # The applier gets actAs on no other account through this module.
+    acts_as = [
+        name
+        for (kind, name), body in module.resources.items()
+        if kind == "google_service_account_iam_member"
+        and expression(body["member"]) == "local.applier_member"
+    ]
+    assert acts_as == ["applier_acts_as_scheduler"]
+
+
+def test_the_scheduler_jobs_own_failures_raise_an_alert(module: Module) -> None:
+    policy = module.resources[("google_monitoring_alert_policy", "redrive_scheduler_failures")]
+    (condition,) = policy["conditions"]
+    (matched,) = condition["condition_matched_log"]
+    log_filter = str(matched["filter"]).replace('\\"', '"')
+    assert 'resource.type="cloud_scheduler_job"' in log_filter
+    assert 'resource.labels.job_id="${google_cloud_scheduler_job.redrive.name}"' in log_filter
+    assert "severity>=ERROR" in log_filter
+    assert expression(policy["notification_channels"]) == "local.notification_channels"
 
 
 def test_the_scheduler_job_posts_to_the_redrive_url_with_an_oidc_token(module: Module) -> None:
@@ -277,3 +333,72 @@ def test_the_redrive_alert_matches_the_lines_the_redrive_writes(module: Module) 
         assert f'"{event}"' in log_filter
         assert f'"{event}"' in edge  # the line the code writes, at severity ERROR
     assert "severity>=ERROR" in log_filter
+
+
+def test_gcloud_adds_the_scheduler_to_the_redrive_services_own_invoker_policy(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    """The grant step's own gcloud against the mock: it finds the function's Cloud Run service,
+    reads that service's policy and writes it back with the scheduler added, other bindings and
+    the etag kept."""
+    samples = {
+        **validator.defined_substitutions(config),
+        "_SCHEDULER_SERVICE_ACCOUNT": "p0-scheduler@my-project.iam.gserviceaccount.com",
+        "PROJECT_ID": "my-project",
+    }
+    step = validator.step_by_id(config, "grant-redrive-invoker")
+    line = [
+        re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: samples[m.group(1) or m.group(2)], argument)
+        for argument in validator.gcloud_args(step)
+    ]
+    region, name = samples["_REGION"], samples["_REDRIVE_FUNCTION_NAME"]
+    service = f"projects/my-project/locations/{region}/services/{name}"
+    existing = {
+        "role": "roles/run.invoker",
+        "members": ["serviceAccount:x@y.iam.gserviceaccount.com"],
+    }
+    written: list[dict[str, Any]] = []
+
+    def route(request: MockRequest) -> Answer:
+        if request.method == "GET" and request.path.endswith(f"/functions/{name}"):
+            function = f"projects/my-project/locations/{region}/functions/{name}"
+            return 200, {
+                "name": function,
+                "environment": "GEN_2",
+                "serviceConfig": {"service": service},
+            }
+        if request.path == f"/v1/{service}:getIamPolicy":
+            return 200, {"etag": "BwYQ", "bindings": [existing]}
+        if request.method == "POST" and request.path == f"/v1/{service}:setIamPolicy":
+            written.append(json.loads(request.body)["policy"])
+            return 200, written[-1]
+        return STOP
+
+    requests: list[tuple[str, str]] = []
+    with gcloud_against_mock(
+        line,
+        cwd=tmp_path,
+        scratch=tmp_path,
+        route=route,
+        endpoints=lambda url: {
+            f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{url}/" for api in ("CLOUDFUNCTIONS", "RUN")
+        },
+        requests=requests,
+    ):
+        pass
+    assert written == [
+        {
+            "etag": "BwYQ",
+            "bindings": [
+                {
+                    "role": "roles/run.invoker",
+                    "members": [
+                        "serviceAccount:x@y.iam.gserviceaccount.com",
+                        "serviceAccount:p0-scheduler@my-project.iam.gserviceaccount.com",
+                    ],
+                }
+            ],
+        }
+    ], requests
+    # Only that one service's policy is touched: no project-level policy call.
+    assert not [path for _, path in requests if "/v1/projects/my-project:" in path]
