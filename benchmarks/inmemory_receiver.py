@@ -32,8 +32,9 @@ class _Ledger:
     ) -> TokenHistory:
         return TokenHistory(event_id, frozenset({event_id}))
 
-    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> bool:
         """Never reached: every token is new."""
+        return False
 
 
 class _AuditLog:

@@ -37,11 +37,15 @@ class InMemoryTokenLedger:
         first = str(entry["eventId"])
         return TokenHistory(first, frozenset({first, *entry["reusedBy"]}))
 
-    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> bool:
         if self.unavailable:
             raise DownstreamUnavailableError("ledger_unavailable", detail="Injected")
-        self.entries[fingerprint]["reusedBy"].append(event_id)
+        if fingerprint not in self.entries:
+            return False
+        if event_id not in self.entries[fingerprint]["reusedBy"]:  # an array union
+            self.entries[fingerprint]["reusedBy"].append(event_id)
         self.entries[fingerprint]["lastReusedAt"] = now
+        return True
 
 
 class InMemoryFirstDelivery:
@@ -99,11 +103,17 @@ class InMemoryQuarantine:
             status = QuarantineStatus.STORED
         return QuarantineReceipt(refused.quarantine_id, refused.reason, status)
 
-    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    def list_entries(
+        self, *, limit: int | None = None, reason: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         if self.unavailable:
             raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
         ordered = sorted(
-            self.entries.values(),
+            (
+                entry
+                for entry in self.entries.values()
+                if reason is None or entry[QuarantineField.REASON] == reason
+            ),
             key=lambda entry: entry[QuarantineField.LAST_RECEIVED_AT],
             reverse=True,
         )
@@ -118,12 +128,15 @@ class InMemoryQuarantine:
         entry = self.entries.get(quarantine_id)
         return None if entry is None else dict(entry)
 
-    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> bool:
         if self.unavailable:
             raise DownstreamUnavailableError("quarantine_unavailable", detail="Injected")
+        if quarantine_id not in self.entries:
+            return False
         self.entries[quarantine_id].update(
             {QuarantineField.RELEASED_AT: now, QuarantineField.RELEASED_EVENT_ID: event_id}
         )
+        return True
 
     def discard(self, quarantine_id: str) -> bool:
         if self.unavailable:

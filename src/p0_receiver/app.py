@@ -169,6 +169,18 @@ def google_quarantine_desk(settings: OperatorSettings) -> QuarantineDesk:
     )
 
 
+def google_token_ledger(settings: OperatorSettings) -> TokenLedger:
+    """The replay ledger, for a release to accept a reused token's body under its token."""
+    from p0_receiver.adapters.firestore import FirestoreTokenLedger, firestore_client
+    from p0_receiver.adapters.google_errors import translated
+
+    with translated("Firestore", "ledger_unavailable"):
+        client = firestore_client(settings.project, settings.firestore_database)
+    return FirestoreTokenLedger(
+        client, settings.token_collection, settings.firestore_timeout_seconds
+    )
+
+
 def google_doctor_ports(settings: OperatorSettings, environ: Mapping[str, str]) -> DoctorPorts:
     """What ``doctor`` reads, each client built on its first use.
 

@@ -38,8 +38,11 @@ class TokenLedger(Protocol):
         (fail closed: an unreadable ledger must never let a replay through).
         """
 
-    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
-        """Add an event accepted under the reuse policy to the token's accepted events."""
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> bool:
+        """Add an event accepted under the reuse policy (or released by an operator) to the
+        token's accepted events, so that P0 delivering it again under that token is a
+        duplicate. ``False`` when the ledger no longer holds the token: it has expired, and a
+        delivery under it is refused as expired anyway."""
 
 
 class AuditLog(Protocol):
@@ -112,14 +115,18 @@ class Quarantine(Protocol):
 class QuarantineDesk(Protocol):
     """The operator's side of the quarantine: list, read, mark released, discard."""
 
-    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        """Entries newest receipt first, without their bodies (a listing needs none)."""
+    def list_entries(
+        self, *, limit: int | None = None, reason: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Entries newest receipt first (only those kept for ``reason`` when given), without
+        their bodies (a listing needs none)."""
 
     def get(self, quarantine_id: str) -> dict[str, Any] | None:
         """The whole entry, body included, or ``None``."""
 
-    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
-        """Note that the entry's body is now the audit record ``event_id``."""
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> bool:
+        """Note that the entry's body is now the audit record ``event_id``; ``False`` if the
+        entry is gone (discarded by another operator, or past its retention)."""
 
     def discard(self, quarantine_id: str) -> bool:
         """Delete the entry; ``False`` if there was none."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from p0_receiver.auditlog.integrity import check_integrity
 from p0_receiver.errors import (
     DownstreamUnavailableError,
     MalformedJsonError,
@@ -24,7 +25,7 @@ from p0_receiver.errors import (
     SchemaViolationError,
 )
 from p0_receiver.events import Notification, ShapeCheck, parse_notification
-from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, QuarantineDesk
+from p0_receiver.ports import AuditLog, AuditReader, EventPublisher, QuarantineDesk, TokenLedger
 from p0_receiver.quarantine import QuarantineField, QuarantineReason
 from p0_receiver.record import (
     AuditRecord,
@@ -44,16 +45,40 @@ AS_UNRECOGNISED_FLAG = "--as-unrecognised"
 class ReleaseStatus(StrEnum):
     RELEASED = "released"  # a new audit record, published
     UNPUBLISHED = "unpublished"  # a new audit record; the publish failed (left for a redrive)
-    ALREADY_RECORDED = "already_recorded"  # the body was an audit record already: none created
+    # The body was an audit record already: none created, and this release publishes nothing
+    # (its creator, P0's retry or the redrive does, exactly once per pass).
+    ALREADY_RECORDED = "already_recorded"
+
+
+class SideState(StrEnum):
+    """What became of a step after the record exists: each is reported, none undoes it."""
+
+    DONE = "done"
+    GONE = "gone"  # nothing left to update (discarded meanwhile, or past its retention)
+    UNREACHABLE = "unreachable"  # Firestore did not answer: the step can be run again
+
+
+def _after_record(step: Callable[[], bool]) -> SideState:
+    try:
+        return SideState.DONE if step() else SideState.GONE
+    except DownstreamUnavailableError:
+        return SideState.UNREACHABLE
 
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
+    """What a release did, on each side: the record, the quarantine entry, the token ledger."""
+
     status: ReleaseStatus
     event_id: str
     shape: str
     message_id: str | None = None
     failure: DownstreamUnavailableError | None = None
+    record_status: str = PublishStatus.PUBLISHED  # the audit record's publish status now
+    entry: SideState = SideState.DONE  # the quarantine entry marked released
+    # For a token_reused body: the token ledger told that the event is accepted under its
+    # token (GONE: the token had expired from it); None for every other reason.
+    ledger: SideState | None = None
 
 
 @dataclass(frozen=True)
@@ -122,12 +147,13 @@ def _reuse_note(entry: Mapping[str, Any], token: RecordToken) -> TokenReuseNote 
     return {"firstEventId": first, "fingerprint": token["fingerprint"]}
 
 
-def release(
+def release(  # noqa: PLR0917 (the use case's ports, each its own)
     request: ReleaseRequest,
     desk: QuarantineDesk,
     reader: AuditReader,
     audit_log: AuditLog,
     publisher: EventPublisher,
+    ledger: TokenLedger,
     *,
     retention_days: int,
     now: datetime,
@@ -135,13 +161,18 @@ def release(
     """Record and publish one quarantined body; mark the entry released.
 
     Raises ``ReleaseRefusedError`` when the entry is missing, its token was reused and
-    ``accept_reuse`` is off, or its body still does not parse and ``as_unrecognised`` is off.
-    A failed publish leaves the new record ``received`` (a redrive publishes it).
+    ``accept_reuse`` is off, its body still does not parse and ``as_unrecognised`` is off, or
+    the body is an audit record already that fails the integrity check. Only the release whose
+    ``create()`` lands publishes: another one meeting the record (a second operator, P0's
+    retry) publishes nothing, and a record still ``received`` is the redrive's. A failed
+    publish leaves the new record ``received`` (a redrive publishes it). The steps are
+    ordered so that whatever fails, the record is never left unreported: the entry is marked
+    last, and an entry gone by then is reported, not raised.
     """
     quarantine_id = request.quarantine_id
     entry = desk.get(quarantine_id)
     if entry is None:
-        raise ReleaseRefusedError(f"no quarantine entry {quarantine_id}")
+        raise ReleaseRefusedError("no quarantine entry with that id")
     reason = entry.get(QuarantineField.REASON)
     if reason == QuarantineReason.TOKEN_REUSED and not request.accept_reuse:
         raise ReleaseRefusedError(
@@ -152,6 +183,62 @@ def release(
     body = _body(entry, quarantine_id)
     notification = _parse(body, as_unrecognised=request.as_unrecognised)
     token = _token(entry)
+    record = _released_record(
+        entry, notification, token, quarantine_id, retention_days=retention_days, now=now
+    )
+    event_id = notification.event_id
+    status = ReleaseStatus.RELEASED
+    if not audit_log.create(record):
+        # P0 sent it again after an upgrade, or another release got there first: one record.
+        status = ReleaseStatus.ALREADY_RECORDED
+        existing: AuditRecord | None = reader.get(event_id)
+        if existing is None:  # deleted between the two calls: try again later
+            raise DownstreamUnavailableError("audit_unavailable", detail="RecordVanished")
+        _refuse_unless_intact(existing, event_id)
+        record = existing
+    shape = str(record.get(RecordField.SHAPE_CHECK, ShapeCheck.UNRECOGNISED))
+    message_id: str | None = record.get(RecordField.MESSAGE_ID)
+    failure: DownstreamUnavailableError | None = None
+    if status is ReleaseStatus.RELEASED:
+        try:
+            message_id, _ = publish_record(audit_log, publisher, record, now=now)
+        except DownstreamUnavailableError as publish_failure:
+            status, failure = ReleaseStatus.UNPUBLISHED, publish_failure
+    published = status is ReleaseStatus.RELEASED or (
+        record.get(RecordField.PUBLISH_STATUS) == PublishStatus.PUBLISHED
+    )
+    # The token ledger learns that this event is accepted under its token, so that P0
+    # delivering the same body under it again is a duplicate, not a replay.
+    ledger_state = (
+        _after_record(lambda: ledger.accept_reuse(token["fingerprint"], event_id, now=now))
+        if reason == QuarantineReason.TOKEN_REUSED
+        else None
+    )
+    entry_state = _after_record(
+        lambda: desk.mark_released(quarantine_id, event_id=event_id, now=now)
+    )
+    return ReleaseOutcome(
+        status,
+        event_id,
+        shape,
+        message_id if published else None,
+        failure,
+        record_status=PublishStatus.PUBLISHED if published else PublishStatus.RECEIVED,
+        entry=entry_state,
+        ledger=ledger_state,
+    )
+
+
+def _released_record(
+    entry: Mapping[str, Any],
+    notification: Notification,
+    token: RecordToken,
+    quarantine_id: str,
+    *,
+    retention_days: int,
+    now: datetime,
+) -> AuditRecord:
+    reason = entry.get(QuarantineField.REASON)
     first_received = entry.get(QuarantineField.FIRST_RECEIVED_AT)
     received_at = first_received if isinstance(first_received, datetime) else now
     record = build_audit_record(
@@ -172,23 +259,16 @@ def release(
     count = entry.get(QuarantineField.COUNT)
     if isinstance(count, int) and count > 0:
         record[RecordField.DELIVERY_COUNT] = count
-    event_id = notification.event_id
-    status = ReleaseStatus.RELEASED
-    if not audit_log.create(record):
-        # P0 sent it again after an upgrade, or an earlier release got this far: one record.
-        status = ReleaseStatus.ALREADY_RECORDED
-        existing: AuditRecord | None = reader.get(event_id)
-        if existing is None:  # deleted between the two calls: try again later
-            raise DownstreamUnavailableError("audit_unavailable", detail="RecordVanished")
-        record = existing
-    desk.mark_released(quarantine_id, event_id=event_id, now=now)
-    shape = str(record.get(RecordField.SHAPE_CHECK, ShapeCheck.UNRECOGNISED))
-    if record.get(RecordField.PUBLISH_STATUS) == PublishStatus.PUBLISHED:
-        return ReleaseOutcome(status, event_id, shape, record.get(RecordField.MESSAGE_ID))
-    try:
-        message_id, _ = publish_record(audit_log, publisher, record, now=now)
-    except DownstreamUnavailableError as failure:
-        if status is ReleaseStatus.RELEASED:
-            status = ReleaseStatus.UNPUBLISHED
-        return ReleaseOutcome(status, event_id, shape, failure=failure)
-    return ReleaseOutcome(status, event_id, shape, message_id)
+    return record
+
+
+def _refuse_unless_intact(record: AuditRecord, event_id: str) -> None:
+    """The redrive's and the replay's rule: a record whose fields no longer derive from its
+    own body is never published, nor vouched for by marking an entry released into it."""
+    report = check_integrity(record)
+    if not report.ok:
+        raise ReleaseRefusedError(
+            f"the audit record {event_id} fails the integrity check "
+            f"({'; '.join(report.problems)}): the entry is not marked released and nothing is "
+            f"published; inspect it with `p0-receiver audit show {event_id}`"
+        )

@@ -55,6 +55,10 @@ class OperatorSettings(BaseModel):
     quarantine_collection: Annotated[
         str, Field(alias="FIRESTORE_QUARANTINE_COLLECTION", pattern=_COLLECTION_ID)
     ] = "p0_quarantine"
+    # A released token_reused body is accepted under its token in the replay ledger.
+    token_collection: Annotated[
+        str, Field(alias="FIRESTORE_TOKEN_COLLECTION", pattern=_COLLECTION_ID)
+    ] = "p0_token_fingerprints"
     firestore_timeout_seconds: Annotated[
         float, Field(alias="FIRESTORE_TIMEOUT_SECONDS", gt=0, le=10)
     ] = 4.0

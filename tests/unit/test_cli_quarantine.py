@@ -39,6 +39,7 @@ class Cli:
             connect=self._backends,
             connect_publisher=lambda _: self.world.publisher,
             connect_quarantine=lambda _: self.world.quarantine,
+            connect_ledger=lambda _: self.world.ledger,
         )
 
     def _backends(self, _: OperatorSettings, __: int | None) -> Any:
@@ -166,3 +167,31 @@ def test_a_quarantine_outage_exits_1_with_one_line() -> None:
     assert result.exit_code == 1
     assert "quarantine_unavailable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_list_filters_by_reason_and_says_when_none_is_kept_for_it() -> None:
+    cli = Cli()
+    held = cli.refuse()
+    listed = cli.run("list", "--reason", "schema_violation", "--format", "json")
+    assert listed.exit_code == 0
+    assert [row["quarantineId"] for row in json.loads(listed.stdout)] == [held]
+    none = cli.run("list", "--reason", "token_reused")
+    assert (none.exit_code, none.stderr.strip()) == (0, "no entry is kept for that reason")
+    unknown = cli.run("list", "--reason", "<script>")
+    assert unknown.exit_code == 2
+    assert "<script>" not in unknown.stderr.split("Invalid value")[0]
+
+
+def test_a_second_release_says_it_published_nothing_and_who_will() -> None:
+    cli = Cli()
+    held = cli.refuse()
+    cli.world.publisher.unavailable = True
+    first = cli.run("release", held, "--as-unrecognised")
+    assert first.exit_code == 1
+    cli.world.publisher.unavailable = False
+    second = cli.run("release", held, "--as-unrecognised")
+    assert second.exit_code == 0
+    assert "already recorded (no second record, nothing published)" in second.stderr
+    assert "publishStatus received" in second.stderr
+    assert "`p0-receiver redrive` does it now" in second.stderr
+    assert cli.world.publisher.messages == []

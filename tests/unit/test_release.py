@@ -22,7 +22,13 @@ from p0_receiver.errors import (
 )
 from p0_receiver.events import ShapeCheck
 from p0_receiver.quarantine import QuarantineField
-from p0_receiver.release import ReleaseOutcome, ReleaseRequest, ReleaseStatus, release
+from p0_receiver.release import (
+    ReleaseOutcome,
+    ReleaseRequest,
+    ReleaseStatus,
+    SideState,
+    release,
+)
 from p0_receiver.settings import TokenReusePolicy
 from tests.fakes import InMemoryAuditReader
 from tests.unit.test_quarantine import DRIFTED, NOW
@@ -54,6 +60,7 @@ class World(RefusingWorld):
             self.reader,
             self.audit,
             self.publisher,
+            self.ledger,
             retention_days=30,
             now=RELEASED_AT,
         )
@@ -232,6 +239,7 @@ def _release_replayed(receiver: Receiver, held: str, **flags: bool) -> ReleaseOu
         InMemoryAuditReader(receiver.audit),
         receiver.audit,
         receiver.publisher,
+        receiver.ledger,
         retention_days=30,
         now=RELEASED_AT,
     )
@@ -256,3 +264,115 @@ def test_a_reused_tokens_body_needs_accept_reuse_and_is_flagged_when_released() 
     attributes = receiver.publisher.messages[-1][2]
     assert (attributes["tokenReuse"], attributes["released"]) == ("true", "true")
     assert check_integrity(record).ok
+
+
+# --- Release, redelivery and redrive agree with each other ---------------------------------
+
+
+def _published_world() -> tuple[World, str, str]:
+    """A body refused, then recorded by a first release; the record left ``received``."""
+    world = World()
+    held = world.refuse(DRIFTED)
+    world.publisher.unavailable = True
+    first = world.release(held, as_unrecognised=True)
+    world.publisher.unavailable = False
+    assert first.status is ReleaseStatus.UNPUBLISHED
+    return world, held, first.event_id
+
+
+def test_a_release_refuses_an_existing_record_that_fails_the_integrity_check() -> None:
+    world, held, event_id = _published_world()
+    world.audit.records[event_id]["objectId"] = "someone-else"  # edited behind our back
+    with pytest.raises(ReleaseRefusedError, match="integrity check") as caught:
+        world.release(held, as_unrecognised=True)
+    assert "objectId" in str(caught.value)
+    assert world.publisher.messages == []
+    assert world.audit.records[event_id]["publishStatus"] == "received"
+
+
+def test_the_second_of_two_releases_publishes_nothing_and_leaves_the_record_to_the_redrive() -> (
+    None
+):
+    # Two operators at once: both read the entry; only one create() lands. The other meets the
+    # record "received" (the winner has not marked it yet) and must not publish it a second time.
+    world, held, event_id = _published_world()
+    outcome = world.release(held, as_unrecognised=True)
+    assert outcome.event_id == event_id
+    assert outcome.status is ReleaseStatus.ALREADY_RECORDED
+    assert (outcome.message_id, outcome.failure) == (None, None)
+    assert outcome.record_status == "received"
+    assert world.publisher.messages == []
+    # The scheduled redrive publishes it, once.
+    tally = repair.redrive(
+        world.reader,
+        world.audit,
+        world.publisher,
+        received_before=RELEASED_AT,
+        clock=lambda: RELEASED_AT,
+    )
+    assert tally.published == 1
+    assert len(world.publisher.messages) == 1
+
+
+def test_an_entry_that_vanishes_mid_release_still_reports_the_record_it_made() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    entries = world.quarantine.entries
+    real_get = world.quarantine.get
+
+    def get_then_discard(quarantine_id: str) -> dict[str, Any] | None:
+        entry = real_get(quarantine_id)
+        entries.pop(quarantine_id)  # another operator discards it (or its TTL runs out) now
+        return entry
+
+    world.quarantine.get = get_then_discard  # type: ignore[method-assign]
+    outcome = world.release(held, as_unrecognised=True)
+    assert outcome.status is ReleaseStatus.RELEASED
+    assert outcome.entry is SideState.GONE
+    assert world.audit.records[outcome.event_id]["publishStatus"] == "published"
+    assert len(world.publisher.messages) == 1
+
+
+def test_after_releasing_a_reused_tokens_body_its_redelivery_is_a_duplicate() -> None:
+    receiver = Receiver("RS256", TokenReusePolicy.BURST)
+    raw = receiver.p0_token()
+    receiver.deliver(raw, body(1))
+    with pytest.raises(TokenReplayError) as caught:
+        receiver.deliver(raw, body(2), after_seconds=60)
+    assert caught.value.quarantine is not None
+    held = caught.value.quarantine.quarantine_id
+    outcome = _release_replayed(receiver, held, accept_reuse=True)
+    assert outcome.ledger is SideState.DONE
+    messages = len(receiver.publisher.messages)
+    # P0 delivers the same body under the same token again: accepted as a duplicate.
+    delivered = receiver.deliver(raw, body(2), after_seconds=90)
+    assert delivered.status.value == "duplicate"
+    assert len(receiver.publisher.messages) == messages  # already published: nothing re-sent
+    assert receiver.quarantine.entries[held][QuarantineField.RELEASED_EVENT_ID] == outcome.event_id
+    assert receiver.quarantine.entries[held][QuarantineField.COUNT] == 1
+
+
+def test_a_quarantine_that_stops_answering_after_the_record_is_made_is_reported_not_raised() -> (
+    None
+):
+    world = World()
+    held = world.refuse(DRIFTED)
+    real_get = world.quarantine.get
+
+    def get_then_fail(quarantine_id: str) -> dict[str, Any] | None:
+        entry = real_get(quarantine_id)
+        world.quarantine.unavailable = True  # Firestore stops answering the entry's update
+        return entry
+
+    world.quarantine.get = get_then_fail  # type: ignore[method-assign]
+    outcome = world.release(held, as_unrecognised=True)
+    assert (outcome.status, outcome.entry) == (ReleaseStatus.RELEASED, SideState.UNREACHABLE)
+    assert world.audit.records[outcome.event_id]["publishStatus"] == "published"
+
+
+def test_a_ledger_that_no_longer_holds_the_token_is_reported_as_gone() -> None:
+    receiver = Receiver("RS256", TokenReusePolicy.BURST)
+    held = _replayed(receiver)
+    receiver.ledger.entries.clear()  # the token's ledger entry expired (TTL)
+    outcome = _release_replayed(receiver, held, accept_reuse=True)
+    assert (outcome.status, outcome.ledger) == (ReleaseStatus.RELEASED, SideState.GONE)

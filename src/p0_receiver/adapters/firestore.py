@@ -6,6 +6,7 @@ Google client types stay in this module; any failure leaves it as a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -89,13 +90,17 @@ class FirestoreTokenLedger:
                 return TokenHistory(event_id, frozenset({event_id}))
         return _history(stored)
 
-    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> None:
+    def accept_reuse(self, fingerprint: str, event_id: str, *, now: datetime) -> bool:
         with translated(_SERVICE, "ledger_unavailable"):
-            self._collection.document(fingerprint).update(
-                {_LEDGER_REUSED_BY: firestore.ArrayUnion([event_id]), "lastReusedAt": now},
-                retry=self._retry,
-                timeout=self._timeout,
-            )
+            try:
+                self._collection.document(fingerprint).update(
+                    {_LEDGER_REUSED_BY: firestore.ArrayUnion([event_id]), "lastReusedAt": now},
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+            except google_exceptions.NotFound:  # expired (TTL): nothing left to accept under
+                return False
+        return True
 
 
 def _ledger_entry(event_id: str, *, expires_at: datetime, now: datetime) -> dict[str, Any]:
@@ -291,17 +296,22 @@ class FirestoreQuarantine:
 
     # The operator's side (QuarantineDesk).
 
-    def list_entries(self, *, limit: int | None = None) -> Iterator[dict[str, Any]]:
-        # Ordered on one field: Firestore's automatic single-field index serves it.
+    def list_entries(
+        self, *, limit: int | None = None, reason: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        # Ordered on one field: Firestore's automatic single-field index serves it. The reason
+        # is filtered here rather than in the query (which would need a composite index): the
+        # quarantine is small by construction (bounded per token, a retention of days).
         query = self._collection.order_by(
             QuarantineField.LAST_RECEIVED_AT, direction=firestore.Query.DESCENDING
         ).select(_LISTED_QUARANTINE_FIELDS)
-        if limit is not None:
+        if limit is not None and reason is None:
             query = query.limit(limit)
         with translated(_SERVICE, "quarantine_unavailable"):
             snapshots = list(query.get(retry=self._retry, timeout=self._timeout))
-        for snapshot in snapshots:
-            yield snapshot.to_dict() or {}
+        entries = (snapshot.to_dict() or {} for snapshot in snapshots)
+        matching = (e for e in entries if reason is None or e.get(QuarantineField.REASON) == reason)
+        yield from itertools.islice(matching, limit)
 
     def get(self, quarantine_id: str) -> dict[str, Any] | None:
         with translated(_SERVICE, "quarantine_unavailable"):
@@ -310,13 +320,17 @@ class FirestoreQuarantine:
             )
         return snapshot.to_dict()
 
-    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> None:
+    def mark_released(self, quarantine_id: str, *, event_id: str, now: datetime) -> bool:
         with translated(_SERVICE, "quarantine_unavailable"):
-            self._collection.document(quarantine_id).update(
-                {QuarantineField.RELEASED_AT: now, QuarantineField.RELEASED_EVENT_ID: event_id},
-                retry=self._retry,
-                timeout=self._timeout,
-            )
+            try:
+                self._collection.document(quarantine_id).update(
+                    {QuarantineField.RELEASED_AT: now, QuarantineField.RELEASED_EVENT_ID: event_id},
+                    retry=self._retry,
+                    timeout=self._timeout,
+                )
+            except google_exceptions.NotFound:  # discarded meanwhile, or past its retention
+                return False
+        return True
 
     def discard(self, quarantine_id: str) -> bool:
         document = self._collection.document(quarantine_id)

@@ -22,6 +22,7 @@ from p0_receiver.app import (
     google_doctor_ports,
     google_publisher,
     google_quarantine_desk,
+    google_token_ledger,
     utc_now,
 )
 from p0_receiver.doctor import DoctorPorts
@@ -32,6 +33,7 @@ from p0_receiver.ports import (
     AuditReader,
     EventPublisher,
     QuarantineDesk,
+    TokenLedger,
 )
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 
@@ -68,6 +70,7 @@ class OperatorContext:
     connect_publisher: Callable[[OperatorSettings], EventPublisher] = google_publisher
     connect_archive: Callable[[OperatorSettings], ArchiveReader] = google_archive
     connect_quarantine: Callable[[OperatorSettings], QuarantineDesk] = google_quarantine_desk
+    connect_ledger: Callable[[OperatorSettings], TokenLedger] = google_token_ledger
     connect_doctor: Callable[[OperatorSettings, Mapping[str, str]], DoctorPorts] = (
         google_doctor_ports
     )
@@ -76,6 +79,7 @@ class OperatorContext:
     _publisher: EventPublisher | None = None
     _archive: ArchiveReader | None = None
     _quarantine: QuarantineDesk | None = None
+    _ledger: TokenLedger | None = None
 
     @property
     def settings(self) -> OperatorSettings:
@@ -108,6 +112,11 @@ class OperatorContext:
         if self._quarantine is None:
             self._quarantine = self.connect_quarantine(self.settings)
         return self._quarantine
+
+    def ledger(self) -> TokenLedger:
+        if self._ledger is None:
+            self._ledger = self.connect_ledger(self.settings)
+        return self._ledger
 
     def now(self) -> datetime:
         return self.clock()

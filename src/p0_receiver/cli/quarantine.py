@@ -32,8 +32,14 @@ from p0_receiver.cli.output import (
     tell,
     wide_console,
 )
-from p0_receiver.quarantine import QuarantineField
-from p0_receiver.release import ReleaseRequest, ReleaseStatus, release
+from p0_receiver.quarantine import QuarantineField, QuarantineReason
+from p0_receiver.release import (
+    ReleaseOutcome,
+    ReleaseRequest,
+    ReleaseStatus,
+    SideState,
+    release,
+)
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 STATUS = "status"
@@ -77,16 +83,21 @@ def quarantine() -> None:
     show_default=True,
     help="At most N entries (0 = all).",
 )
+@click.option(
+    "--reason",
+    type=click.Choice([reason.value for reason in QuarantineReason]),
+    help="Only entries kept for this reason.",
+)
 @format_option()
 @operator_errors
-def list_command(limit: int, output_format: str) -> None:
+def list_command(limit: int, reason: str | None, output_format: str) -> None:
     """Entries, most recently received first (no bodies: `show` prints one)."""
     desk = operator_context().quarantine()
     with row_writer(output_format, stdout(), QUARANTINE_COLUMNS) as writer:
-        for entry in desk.list_entries(limit=limit or None):
+        for entry in desk.list_entries(limit=limit or None, reason=reason):
             writer.write(_row(entry))
     if writer.count == 0 and output_format == "table":
-        tell("the quarantine is empty")
+        tell("no entry is kept for that reason" if reason else "the quarantine is empty")
 
 
 def _token_document(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,22 +204,55 @@ def release_command(quarantine_id: str, accept_reuse: bool, as_unrecognised: boo
         context.reader(),
         context.audit_log(),
         context.publisher(),
+        context.ledger(),
         retention_days=context.settings.audit_retention_days,
         now=context.now(),
     )
+    for line in release_report(quarantine_id, outcome):
+        tell(line)
+    if outcome.failure is not None or SideState.UNREACHABLE in (outcome.entry, outcome.ledger):
+        raise SystemExit(1)
+
+
+def release_report(quarantine_id: str, outcome: ReleaseOutcome) -> list[str]:
+    """One line for the record, then one for each side a release touches that needs saying."""
     what = {
         ReleaseStatus.RELEASED: "recorded and published",
         ReleaseStatus.UNPUBLISHED: "recorded",
-        ReleaseStatus.ALREADY_RECORDED: "already recorded (no second record)",
+        ReleaseStatus.ALREADY_RECORDED: "already recorded (no second record, nothing published)",
     }[outcome.status]
-    tell(f"released {quarantine_id}: {what} as {outcome.event_id} (shapeCheck {outcome.shape})")
+    lines = [
+        f"released {quarantine_id}: {what} as {outcome.event_id} (shapeCheck {outcome.shape}, "
+        f"publishStatus {outcome.record_status})"
+    ]
     if outcome.failure is not None:
         failure = outcome.failure
-        tell(
+        lines.append(
             f"publish failed: {failure.reason} ({failure.detail or 'unknown'}); the record stays "
             "'received' for `p0-receiver redrive`"
         )
-        raise SystemExit(1)
+    elif outcome.record_status != "published":
+        lines.append(
+            "the record is 'received': the release that created it, or the scheduled redrive, "
+            "publishes it (`p0-receiver redrive` does it now)"
+        )
+    if outcome.ledger is SideState.DONE:
+        lines.append("token ledger: P0 delivering this body again under its token is a duplicate")
+    elif outcome.ledger is SideState.GONE:
+        lines.append("token ledger: the token has expired from it (a delivery under it is refused)")
+    elif outcome.ledger is SideState.UNREACHABLE:
+        lines.append(
+            "token ledger: not updated (Firestore did not answer); run the release again, which "
+            "creates no second record"
+        )
+    if outcome.entry is SideState.GONE:
+        lines.append("quarantine entry: gone meanwhile (discarded, or past its retention)")
+    elif outcome.entry is SideState.UNREACHABLE:
+        lines.append(
+            "quarantine entry: not marked released (Firestore did not answer); run the release "
+            "again, which creates no second record"
+        )
+    return lines
 
 
 @quarantine.command()
