@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -263,3 +266,53 @@ def test_the_scheduler_and_an_operator_overlapping_leave_everything_published_at
     sent = [m.attributes["eventId"] for m in stack.messages()]
     assert set(sent) == waiting
     assert all(sent.count(event_id) <= 2 for event_id in waiting)
+
+
+def test_two_operators_release_one_reused_body_at_once_then_p0_redelivers_it(
+    stack: Stack,
+) -> None:
+    """Two real `p0-receiver quarantine release` processes race on one entry: one record, one
+    message; then P0 sends the same body under the same token again: a duplicate (200), and the
+    entry stays released."""
+    env = stack.function_env(
+        P0_TOKEN_REUSE="reject", P0_PUBLIC_KEYS=keypair("ES256").public_pem.decode()
+    )
+    captured = p0_token()
+    with function_server(env) as server:
+        assert post_delivery(server.url, body(1), token=captured).status == 200
+        assert post_delivery(server.url, body(2), token=captured).status == 401
+        (entry,) = stack.quarantined()
+        stack.messages()  # the first body's message
+        operator_env = {
+            **os.environ,
+            **stack.emulator_env,
+            "GOOGLE_CLOUD_PROJECT": stack.project,
+            "PUBSUB_TOPIC": stack.topic,
+        }
+        command = [sys.executable, "-m", "p0_receiver", "quarantine", "release"]
+        releases = [
+            subprocess.Popen(
+                [*command, entry["quarantineId"], "--accept-reuse"],
+                env=operator_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [process.communicate(timeout=120) for process in releases]
+        assert [process.returncode for process in releases] == [0, 0], outputs
+        said = " ".join(stderr for _, stderr in outputs)
+        assert said.count("recorded and published") == 1, said
+        assert "token ledger: P0 delivering this body again under its token is a duplicate" in said
+
+        (message,) = stack.messages()  # one message for the released body, whoever won
+        assert message.attributes["released"] == "true"
+        assert len(stack.records()) == 2
+
+        redelivered = post_delivery(server.url, body(2), token=captured)
+    assert redelivered.status == 200, redelivered.json()
+    assert redelivered.json()["status"] == "duplicate"
+    assert stack.messages() == []  # already published: the duplicate sends nothing again
+    (after,) = stack.quarantined()
+    assert (after["count"], after["releasedEventId"]) == (1, message.attributes["eventId"])
