@@ -7,7 +7,7 @@ record that fails the integrity check: what goes to subscribers is what P0 sent,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -170,7 +170,11 @@ def redrive(
         # was fetched. (Not a lock: a race still yields a duplicate with the same eventId.)
         event_id = str(candidate[RecordField.EVENT_ID])
         current = reader.get(event_id)
-        if current is None or current.get(RecordField.PUBLISH_STATUS) != PublishStatus.RECEIVED:
+        if (
+            current is None
+            or current.get(RecordField.PUBLISH_STATUS) != PublishStatus.RECEIVED
+            or _released_after(current, received_before)
+        ):
             run.report(RepairStep(event_id, StepOutcome.SKIPPED))
             continue
         refusal = _refusal(current)
@@ -180,6 +184,17 @@ def redrive(
         if not run.publish(current, replay=False):
             break
     return run.tally
+
+
+def _released_after(record: AuditRecord, cutoff: datetime) -> bool:
+    """A record an operator released after ``cutoff``: its release may be publishing it now.
+
+    Its ``receivedAt`` is P0's first delivery, long before the release, so the minimum age
+    that keeps a pass from racing an in-flight delivery is measured from the release instead.
+    """
+    released = record.get(RecordField.RELEASED_FROM)
+    released_at = released.get("releasedAt") if isinstance(released, Mapping) else None
+    return isinstance(released_at, datetime) and released_at > cutoff
 
 
 def replay(

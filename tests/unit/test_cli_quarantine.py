@@ -193,5 +193,5 @@ def test_a_second_release_says_it_published_nothing_and_who_will() -> None:
     assert second.exit_code == 0
     assert "already recorded (no second record, nothing published)" in second.stderr
     assert "publishStatus received" in second.stderr
-    assert "`p0-receiver redrive` does it now" in second.stderr
+    assert "`p0-receiver redrive --min-age 0s` does it now" in second.stderr
     assert cli.world.publisher.messages == []

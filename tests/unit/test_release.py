@@ -7,7 +7,8 @@ by the use case over the same ports; every refusal of a release has its own test
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -376,3 +377,48 @@ def test_a_ledger_that_no_longer_holds_the_token_is_reported_as_gone() -> None:
     receiver.ledger.entries.clear()  # the token's ledger entry expired (TTL)
     outcome = _release_replayed(receiver, held, accept_reuse=True)
     assert (outcome.status, outcome.ledger) == (ReleaseStatus.RELEASED, SideState.GONE)
+
+
+def test_a_redrive_pass_during_a_release_leaves_the_fresh_record_to_the_release() -> None:
+    # The released record's receivedAt is P0's first delivery (long past the redrive's minimum
+    # age): without regard to when it was released, a pass running while the release publishes
+    # would publish the same record a second time.
+    world = World()
+    held = world.refuse(DRIFTED)
+    publish = world.publisher.publish
+    passes: list[repair.RepairTally] = []
+
+    def redrive_runs_meanwhile(data: bytes, attributes: Mapping[str, str]) -> str:
+        passes.append(
+            repair.redrive(
+                world.reader,
+                world.audit,
+                world.publisher.__class__(),  # anything it published would land here
+                received_before=RELEASED_AT - timedelta(minutes=5),
+                clock=lambda: RELEASED_AT,
+            )
+        )
+        return publish(data, attributes)
+
+    world.publisher.publish = redrive_runs_meanwhile  # type: ignore[method-assign]
+    outcome = world.release(held, as_unrecognised=True)
+    assert outcome.status is ReleaseStatus.RELEASED
+    ((tally),) = passes
+    assert (tally.published, tally.skipped) == (0, 1)
+    assert len(world.publisher.messages) == 1
+
+
+def test_a_release_whose_publish_failed_is_redriven_once_it_is_old_enough() -> None:
+    world = World()
+    held = world.refuse(DRIFTED)
+    world.publisher.unavailable = True
+    world.release(held, as_unrecognised=True)
+    world.publisher.unavailable = False
+
+    def pass_at(cutoff: datetime) -> repair.RepairTally:
+        return repair.redrive(
+            world.reader, world.audit, world.publisher, received_before=cutoff, clock=lambda: cutoff
+        )
+
+    assert pass_at(RELEASED_AT - timedelta(seconds=1)).published == 0  # still in flight
+    assert pass_at(RELEASED_AT + timedelta(seconds=1)).published == 1

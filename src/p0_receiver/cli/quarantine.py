@@ -234,7 +234,7 @@ def release_report(quarantine_id: str, outcome: ReleaseOutcome) -> list[str]:
     elif outcome.record_status != "published":
         lines.append(
             "the record is 'received': the release that created it, or the scheduled redrive, "
-            "publishes it (`p0-receiver redrive` does it now)"
+            "publishes it (`p0-receiver redrive --min-age 0s` does it now)"
         )
     if outcome.ledger is SideState.DONE:
         lines.append("token ledger: P0 delivering this body again under its token is a duplicate")
