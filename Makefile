@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: help venv lint format test-unit test check-infra run bench clean openapi fuzz
+.PHONY: help venv lint format test-unit test check-infra run bench bench-report clean openapi fuzz
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,10 @@ run: venv  ## the whole product locally: emulators, function, signed sample deli
 
 bench: venv  ## the receiver against the obvious baseline on the emulators (prints ratios)
 	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/versus_baseline.py
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/access_review.py
+
+bench-report: venv  ## access-review report time and peak memory at 10k and 100k records (emulators)
+	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/access_review.py
 
 openapi: venv  ## regenerate openapi.yaml from the models and error classes
 	$(PY) -m tests.openapi_document
