@@ -5,7 +5,8 @@ Seeds the records directly (the review stories of the dev tools, each under its 
 id, spread over one week), then runs the real command in a fresh process per format and size
 and prints wall time, records per second and the process's peak resident memory. Memory
 should stay nearly flat from 10k to 100k records: the report streams the period.
-Run with the emulators up:  make bench-report  (RECORD_COUNTS=10000 for one size, REPORT_FORMATS=html for one format)
+Run with the emulators up:  make bench-report  (RECORD_COUNTS=10000 for one size,
+REPORT_FORMATS=html for one format)
 """
 
 from __future__ import annotations
