@@ -136,6 +136,20 @@ resource "google_firestore_field" "token_ledger_ttl" {
   depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
+# The quarantine's per-token bound (p0_receiver.quarantine.token_bound_collection): one document
+# per token, kept until the last of its entries expires.
+resource "google_firestore_field" "quarantine_token_bound_ttl" {
+  project    = var.project_id
+  database   = local.audit_database
+  collection = "${var.firestore_quarantine_collection}_per_token"
+  field      = local.quarantine_ttl_field
+
+  ttl_config {}
+  index_config {}
+
+  depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
+}
+
 # Quarantined bodies are evidence for an operator, not a record: kept quarantine_retention_days.
 resource "google_firestore_field" "quarantine_ttl" {
   project    = var.project_id

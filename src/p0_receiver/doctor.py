@@ -19,7 +19,7 @@ from p0_receiver.errors import (
     DownstreamUnavailableError,
 )
 from p0_receiver.keys import PublicKey, parse_public_keys, usable_algorithms
-from p0_receiver.quarantine import QuarantineField
+from p0_receiver.quarantine import TOKEN_BOUND_EXPIRE_AT, QuarantineField, token_bound_collection
 from p0_receiver.queries import (
     AUDIT_TTL_FIELD,
     TOKEN_LEDGER_TTL_FIELD,
@@ -131,6 +131,7 @@ FIRESTORE = "firestore"
 AUDIT_TTL = "audit-ttl"
 LEDGER_TTL = "ledger-ttl"
 QUARANTINE_TTL = "quarantine-ttl"
+QUARANTINE_BOUND_TTL = "quarantine-bound-ttl"
 INDEXES = "audit-indexes"
 TOPIC = "topic"
 PUBLISHER = "runtime-may-publish"
@@ -140,6 +141,7 @@ CLOUD_CHECKS = (
     AUDIT_TTL,
     LEDGER_TTL,
     QUARANTINE_TTL,
+    QUARANTINE_BOUND_TTL,
     INDEXES,
     TOPIC,
     PUBLISHER,
@@ -331,6 +333,12 @@ def ttl_policies(settings: OperatorSettings, token_collection: str | None) -> li
             settings.quarantine_collection,
             QuarantineField.EXPIRE_AT,
             "quarantine_ttl",
+        ),
+        TtlPolicy(
+            QUARANTINE_BOUND_TTL,
+            token_bound_collection(settings.quarantine_collection),
+            TOKEN_BOUND_EXPIRE_AT,
+            "quarantine_token_bound_ttl",
         ),
     ]
 

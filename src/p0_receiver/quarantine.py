@@ -56,6 +56,33 @@ class QuarantineField:
     RELEASED_EVENT_ID: Final = "releasedEventId"
 
 
+# The per-token bound's documents: one per token fingerprint, in a collection beside the
+# entries, holding the ids of that token's entries and when each expires. The bound is counted
+# from it inside the keep's transaction, so no query runs there (a query in a transaction
+# locks far more than one token's documents).
+TOKEN_BOUND_SUFFIX: Final = "_per_token"
+TOKEN_BOUND_HELD: Final = "held"  # {quarantineId: expireAt}
+TOKEN_BOUND_EXPIRE_AT: Final = "expireAt"  # the latest of them: the TTL field
+
+
+def token_bound_collection(quarantine_collection: str) -> str:
+    """Where the per-token bound of ``quarantine_collection`` is kept."""
+    return quarantine_collection + TOKEN_BOUND_SUFFIX
+
+
+def entries_held(bound: Mapping[str, Any] | None, *, now: datetime) -> dict[str, datetime]:
+    """The entries a token still holds at ``now``: those past their expiry no longer count,
+    whether or not the TTL has deleted them yet."""
+    held = (bound or {}).get(TOKEN_BOUND_HELD)
+    if not isinstance(held, Mapping):
+        return {}
+    return {
+        str(quarantine_id): expires
+        for quarantine_id, expires in held.items()
+        if isinstance(expires, datetime) and expires > now
+    }
+
+
 @dataclass(frozen=True)
 class QuarantineReceipt:
     quarantine_id: str

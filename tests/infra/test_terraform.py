@@ -14,6 +14,7 @@ pytest.importorskip(
     "yaml", reason="PyYAML is not installed (pip install -r requirements-infra.txt)"
 )
 
+from p0_receiver.quarantine import TOKEN_BOUND_EXPIRE_AT, TOKEN_BOUND_SUFFIX
 from p0_receiver.queries import (
     AUDIT_EVENT_ID_PREFIX,
     AUDIT_TTL_FIELD,
@@ -109,6 +110,7 @@ DESIGN_RESOURCES = {
     ("google_firestore_field", "audit_ttl"),
     ("google_firestore_field", "token_ledger_ttl"),
     ("google_firestore_field", "quarantine_ttl"),
+    ("google_firestore_field", "quarantine_token_bound_ttl"),
     ("google_project_service_identity", "pubsub"),
     ("google_logging_metric", "quarantined"),
     ("google_logging_metric", "token_reuse_accepted"),
@@ -331,6 +333,12 @@ def test_ttl_fields_match_the_record(module: Module) -> None:
     assert module.locals["quarantine_ttl_field"] == "expireAt"
     assert quarantine["ttl_config"] == [{}]
     assert quarantine["index_config"] == [{}]
+
+    bound = module.resources[("google_firestore_field", "quarantine_token_bound_ttl")]
+    assert bound["collection"] == "${var.firestore_quarantine_collection}" + TOKEN_BOUND_SUFFIX
+    assert expression(bound["field"]) == "local.quarantine_ttl_field"
+    assert module.locals["quarantine_ttl_field"] == TOKEN_BOUND_EXPIRE_AT
+    assert bound["ttl_config"] == [{}]
 
 
 def test_unindexed_fields_are_exempt_from_single_field_indexes(module: Module) -> None:

@@ -36,6 +36,7 @@ def test_a_stack_on_the_emulators_passes_what_the_emulators_can_answer(stack: St
         "audit-ttl": "skip",
         "ledger-ttl": "skip",
         "quarantine-ttl": "skip",
+        "quarantine-bound-ttl": "skip",
         "audit-indexes": "skip",
         "topic": "ok",
         "runtime-may-publish": "skip",

@@ -50,6 +50,7 @@ HEALTHY_TTL = {
     ("p0_notifications", "expireAt"): "ACTIVE",
     ("p0_token_fingerprints", "expiresAt"): "ACTIVE",
     ("p0_quarantine", "expireAt"): "ACTIVE",
+    ("p0_quarantine_per_token", "expireAt"): "ACTIVE",
 }
 EVERYTHING = DoctorOptions(runtime_account=RUNTIME, key_secret="p0-public-keys")
 
@@ -167,6 +168,7 @@ def test_a_healthy_deployment_passes_every_check() -> None:
         "audit-ttl": Status.OK,
         "ledger-ttl": Status.OK,
         "quarantine-ttl": Status.OK,
+        "quarantine-bound-ttl": Status.OK,
         "audit-indexes": Status.OK,
         "topic": Status.OK,
         "runtime-may-publish": Status.OK,
@@ -182,7 +184,7 @@ def test_the_command_exits_0_and_says_nothing_failed() -> None:
     assert result.exit_code == 0, result.output
     assert "✓ ok" in result.stdout
     assert "✗" not in result.stdout
-    assert "12 ok: nothing failed" in result.stderr
+    assert "13 ok: nothing failed" in result.stderr
 
 
 def test_key_facts_are_public_only() -> None:
@@ -259,7 +261,7 @@ def test_without_a_project_nothing_connects() -> None:
     assert result.exit_code == 1
     assert world.connected_with == []
     assert "GOOGLE_CLOUD_PROJECT" in result.stdout
-    assert result.stdout.count("skipped: the settings are invalid") == 8 + 3
+    assert result.stdout.count("skipped: the settings are invalid") == 9 + 3
 
 
 def test_unpinned_issuer_and_audience_warn_but_do_not_fail() -> None:
@@ -346,7 +348,13 @@ def test_on_the_emulators_the_admin_iam_and_secret_checks_are_skipped_not_passed
         secrets=Unavailable("emulator (no Secret Manager)"),
     )
     checks = world.examine()
-    for name in ("audit-ttl", "ledger-ttl", "quarantine-ttl", "audit-indexes"):
+    for name in (
+        "audit-ttl",
+        "ledger-ttl",
+        "quarantine-ttl",
+        "quarantine-bound-ttl",
+        "audit-indexes",
+    ):
         assert checks[name].status is Status.SKIP
         assert checks[name].detail == "skipped: emulator (no admin API)"
     assert checks["runtime-may-publish"].detail == "skipped: emulator (no IAM)"

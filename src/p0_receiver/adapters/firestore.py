@@ -7,6 +7,7 @@ Google client types stay in this module; any failure leaves it as a
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -21,11 +22,15 @@ from p0_receiver.adapters.google_errors import translated
 from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
 from p0_receiver.ports import RangeBound, TokenHistory
 from p0_receiver.quarantine import (
+    TOKEN_BOUND_EXPIRE_AT,
+    TOKEN_BOUND_HELD,
     QuarantineField,
     QuarantineReceipt,
     QuarantineStatus,
     RefusedBody,
+    entries_held,
     quarantine_entry,
+    token_bound_collection,
 )
 from p0_receiver.queries import TOKEN_LEDGER_TTL_FIELD, Direction, QueryShape
 from p0_receiver.record import AuditRecord, PublishStatus, RecordField
@@ -244,6 +249,7 @@ class FirestoreQuarantine:
     def __init__(self, client: firestore.Client, collection: str, timeout_seconds: float) -> None:
         self._client = client
         self._collection = client.collection(collection)
+        self._bounds = client.collection(token_bound_collection(collection))
         self._timeout = timeout_seconds
         self._retry = bounded_retry(timeout_seconds)
 
@@ -251,19 +257,16 @@ class FirestoreQuarantine:
         self, refused: RefusedBody, *, now: datetime, retention_days: int, max_per_token: int
     ) -> QuarantineReceipt:
         entry_ref = self._collection.document(refused.quarantine_id)
-        # Ids only: the bound counts entries without reading their bodies.
-        same_token = (
-            self._collection.where(
-                filter=firestore.FieldFilter(
-                    QuarantineField.TOKEN_FINGERPRINT, "==", refused.token.fingerprint
-                )
-            )
-            .select([])
-            .limit(max_per_token)
-        )
+        bound_ref = self._bounds.document(refused.token.fingerprint)
+        # The whole step, every attempt included, within one Firestore budget: a refused body
+        # is answered at once whether or not it could be kept.
+        deadline = time.monotonic() + self._timeout
 
         @firestore.transactional
         def keep_once(transaction: firestore.Transaction) -> QuarantineStatus:
+            if time.monotonic() > deadline:
+                raise DownstreamUnavailableError("quarantine_unavailable", "DeadlineExceeded")
+            # Two point reads, no query: only this body's entry and this token's bound.
             if entry_ref.get(transaction=transaction, timeout=self._timeout).exists:
                 transaction.update(
                     entry_ref,
@@ -273,12 +276,16 @@ class FirestoreQuarantine:
                     },
                 )
                 return QuarantineStatus.REPEATED
-            held = list(transaction.get(same_token, timeout=self._timeout))
+            bound = bound_ref.get(transaction=transaction, timeout=self._timeout).to_dict()
+            held = entries_held(bound, now=now)
             if len(held) >= max_per_token:
                 return QuarantineStatus.TOKEN_LIMIT
-            transaction.create(
-                entry_ref, quarantine_entry(refused, now=now, retention_days=retention_days)
+            entry = quarantine_entry(refused, now=now, retention_days=retention_days)
+            held[refused.quarantine_id] = entry[QuarantineField.EXPIRE_AT]
+            transaction.set(
+                bound_ref, {TOKEN_BOUND_HELD: held, TOKEN_BOUND_EXPIRE_AT: max(held.values())}
             )
+            transaction.create(entry_ref, entry)
             return QuarantineStatus.STORED
 
         with translated(_SERVICE, "quarantine_unavailable"):
@@ -337,9 +344,21 @@ class FirestoreQuarantine:
         with translated(_SERVICE, "quarantine_unavailable"):
             # delete() succeeds on a missing document: ask first, so the operator hears of a
             # mistyped id. (A race with the TTL only makes the answer stale, not wrong.)
-            if not document.get(retry=self._retry, timeout=self._timeout).exists:
+            snapshot = document.get(retry=self._retry, timeout=self._timeout)
+            if not snapshot.exists:
                 return False
-            document.delete(retry=self._retry, timeout=self._timeout)
+            batch = self._client.batch()
+            batch.delete(document)
+            fingerprint = (snapshot.to_dict() or {}).get(QuarantineField.TOKEN_FINGERPRINT)
+            if isinstance(fingerprint, str) and fingerprint:
+                # Its place under the token's bound is free again (merge: the bound document
+                # of an entry kept before the bound had documents may not exist).
+                batch.set(
+                    self._bounds.document(fingerprint),
+                    {TOKEN_BOUND_HELD: {quarantine_id: firestore.DELETE_FIELD}},
+                    merge=True,
+                )
+            batch.commit(retry=self._retry, timeout=self._timeout)
         return True
 
 
