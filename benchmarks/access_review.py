@@ -60,17 +60,19 @@ def run_report(
     """Wall seconds and peak resident MB of one report run in a fresh process."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / f"review.{fmt}"
+        errors = Path(scratch) / "stderr"
         began = time.perf_counter()
         process = subprocess.Popen(  # noqa: S603 (our own CLI, fixed arguments)
             [sys.executable, "-m", "p0_receiver", "report", "access-review",
              "--from", start.isoformat(), "--to", end.isoformat(),
              "--format", fmt, "--out", str(out)],
-            env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=environ, stdout=subprocess.DEVNULL, stderr=errors.open("wb"),
         )  # fmt: skip
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
-            raise SystemExit(f"the report failed ({fmt}, exit {process.returncode})")
+            said = errors.read_text(errors="replace").strip().splitlines()[-5:]
+            raise SystemExit(f"the report failed ({fmt}, exit {process.returncode}): {said}")
         return time.perf_counter() - began, usage.ru_maxrss / 1024
 
 
