@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,11 @@ from p0_receiver.tokens import VerifiedToken
 
 RECORD_SCHEMA_VERSION = 1
 MESSAGE_SCHEMA_VERSION = "1"
+# CloudEvents in the Pub/Sub protocol binding's binary mode: the data is P0's body as sent,
+# every context attribute a "ce-" message attribute beside the product's own.
+CLOUDEVENTS_SPEC_VERSION = "1.0"
+CLOUDEVENTS_TYPE_PREFIX = "dev.p0."  # the producer's reverse DNS, then P0's eventType
+CLOUDEVENTS_SOURCE_PREFIX = "//p0.dev/notifiers/"  # then the notifier's id, percent-encoded
 # Pub/Sub rejects attribute values over 1024 bytes; such values stay in the body only.
 _MAX_ATTRIBUTE_BYTES = 1024
 # P0 may rename or add time fields; these are tried in order for "when did this happen".
@@ -348,6 +354,25 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def cloudevent_attributes(record: AuditRecord) -> dict[str, str | None]:
+    """The CloudEvents context of a record's message (Pub/Sub binding, binary mode).
+
+    ``id`` is the event id, so a redelivery, a redrive or a replay of one event is one
+    CloudEvent to a subscriber; ``time`` is when it happened at P0; ``subject`` P0's object.
+    """
+    occurred = record.get(RecordField.OCCURRED_AT, record[RecordField.RECEIVED_AT])
+    return {
+        "ce-specversion": CLOUDEVENTS_SPEC_VERSION,
+        "ce-id": record[RecordField.EVENT_ID],
+        "ce-source": CLOUDEVENTS_SOURCE_PREFIX
+        + urllib.parse.quote(str(record[RecordField.NOTIFIER_ID]), safe=""),
+        "ce-type": CLOUDEVENTS_TYPE_PREFIX + str(record[RecordField.EVENT_TYPE]),
+        "ce-time": rfc3339(occurred),
+        "ce-subject": record.get(RecordField.OBJECT_ID),
+        "ce-datacontenttype": "application/json",
+    }
+
+
 def message_attributes(record: AuditRecord, *, replay: bool = False) -> dict[str, str]:
     """Pub/Sub attributes (schema version 1) for a stored audit record."""
     candidates = {
@@ -368,6 +393,7 @@ def message_attributes(record: AuditRecord, *, replay: bool = False) -> dict[str
     if findings := record.get(RecordField.FINDINGS):
         # Catalogue order, so hasPrefix(attributes.findings, "self-approval") selects it.
         candidates["findings"] = ",".join(findings)
+    candidates.update(cloudevent_attributes(record))
     return {
         name: value
         for name, value in candidates.items()

@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from cloudevents.http import from_http
 
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.devtools.simulator import DeliveryResponse, post_delivery
 from p0_receiver.devtools.stack import FunctionServer, function_server
+from p0_receiver.record import rfc3339
 from tests.conftest import Stack
 from tests.faults import switchable_proxy
 from tests.support import (
@@ -85,7 +87,24 @@ def test_documented_example_is_stored_and_published_byte_for_byte(
         "schemaVersion": "1",
         # P0's own example pre-approves the principal by the principal: a self-approval.
         "findings": "self-approval",
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "//p0.dev/notifiers/my-notifier-service",
+        "ce-type": "dev.p0.preapproval-created",
+        "ce-time": rfc3339(record["occurredAt"]),
+        "ce-subject": "07ZmVeUxSc4LyhrGhlzK",
+        "ce-datacontenttype": "application/json",
     }
+    # What a CloudEvents subscriber reads from the message pulled off the topic.
+    headers = {k: v for k, v in message.attributes.items() if k.startswith("ce-")}
+    headers["content-type"] = headers.pop("ce-datacontenttype")
+    event = from_http(headers, message.data)
+    assert (event["id"], event["type"], event["subject"]) == (
+        event_id,
+        "dev.p0.preapproval-created",
+        "07ZmVeUxSc4LyhrGhlzK",
+    )
+    assert event.data == json.loads(PREAPPROVAL_CREATED)
 
 
 def test_duplicate_delivery_answers_duplicate_and_publishes_once(

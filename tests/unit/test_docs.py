@@ -156,3 +156,25 @@ def test_the_configuration_check_catches_a_wrong_default_and_a_missing_setting(
         "setting REDRIVE_MAX_RECORDS has no row in the table",
         "P0_TOKEN_BURST_SECONDS: the table says `10`, the settings model '5'",
     ]
+
+
+def test_every_message_attribute_is_in_the_contracts_table() -> None:
+    """The Pub/Sub message's attributes, as a record with every optional one emits them, are
+    exactly the rows of the table in docs/http-contract.md."""
+    from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+    from p0_receiver.record import message_attributes
+    from tests.unit.test_record import record_for
+
+    record = record_for(PREAPPROVAL_CREATED)
+    record["tokenReuse"] = {"firstEventId": "e", "fingerprint": "f"}
+    record["releasedFrom"] = {
+        "quarantineId": "q",
+        "reason": "r",
+        "releasedAt": record["receivedAt"],
+    }
+    record["findings"] = ["self-approval"]
+    emitted = set(message_attributes(record, replay=True))
+    text = (ROOT / "docs" / "http-contract.md").read_text(encoding="utf-8")
+    section = text.split("## The Pub/Sub message", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.MULTILINE))
+    assert emitted == documented

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cloudevents.http import from_http
 
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.events import parse_notification
@@ -113,8 +116,43 @@ def test_attributes_follow_the_contract() -> None:
         "principal": "john.smith@p0.dev",
         "receivedAt": "2026-11-29T12:00:00.123Z",
         "schemaVersion": "1",
+        "ce-specversion": "1.0",
+        "ce-id": record["eventId"],
+        "ce-source": "//p0.dev/notifiers/my-notifier-service",
+        "ce-type": "dev.p0.preapproval-created",
+        "ce-time": rfc3339(record["occurredAt"]),
+        "ce-subject": "07ZmVeUxSc4LyhrGhlzK",
+        "ce-datacontenttype": "application/json",
     }
     assert message_attributes(record, replay=True)["replay"] == "true"
+
+
+def _cloudevent(data: bytes, attributes: dict[str, str]) -> Any:
+    """The message as a CloudEvents SDK reads an event in binary mode: every ce- attribute a
+    context attribute, datacontenttype as the content type, the data as it is."""
+    headers = {name: value for name, value in attributes.items() if name.startswith("ce-")}
+    headers["content-type"] = headers.pop("ce-datacontenttype")
+    return from_http(headers, data)
+
+
+def test_the_message_is_a_cloudevent_the_sdk_reads() -> None:
+    record = record_for(PREAPPROVAL_CREATED)
+    event = _cloudevent(PREAPPROVAL_CREATED, message_attributes(record))
+    assert event["specversion"] == "1.0"
+    assert event["id"] == record["eventId"]
+    assert event["source"] == "//p0.dev/notifiers/my-notifier-service"
+    assert event["type"] == "dev.p0.preapproval-created"
+    assert event["time"] == rfc3339(record["occurredAt"])
+    assert event["subject"] == "07ZmVeUxSc4LyhrGhlzK"
+    assert event["datacontenttype"] == "application/json"
+    assert event.data == json.loads(PREAPPROVAL_CREATED)  # P0's body, as sent
+
+
+def test_a_hostile_notifier_id_stays_inside_the_source() -> None:
+    document = json.loads(PREAPPROVAL_CREATED)
+    raw = json.dumps({**document, "id": "a/b?c#d%"}).encode()
+    event = _cloudevent(raw, message_attributes(record_for(raw)))
+    assert event["source"] == "//p0.dev/notifiers/a%2Fb%3Fc%23d%25"
 
 
 def test_oversized_attribute_values_are_left_out() -> None:
