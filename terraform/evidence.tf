@@ -154,3 +154,35 @@ resource "google_monitoring_alert_policy" "archive_backlog" {
 
   depends_on = [google_project_service.enabled["monitoring.googleapis.com"]]
 }
+
+# Firestore's Data Access logs are evidence too, and the _Default log bucket keeps them only 30
+# days. A sink copies them into a log bucket of their own, kept as long as the audit records
+# (at most Cloud Logging's 3650 days; "forever" records get the most it allows) and locked:
+# nobody, the project's owners included, can delete the bucket or shorten its retention.
+locals {
+  data_access_log_retention_days = var.audit_retention_days == 0 ? 3650 : min(max(var.audit_retention_days, 1), 3650)
+}
+
+resource "google_logging_project_bucket_config" "firestore_data_access" {
+  project        = var.project_id
+  location       = "global"
+  bucket_id      = "${var.name_prefix}-firestore-data-access"
+  description    = "Firestore Data Access audit logs of the P0 receiver's database, kept as long as its audit records."
+  retention_days = local.data_access_log_retention_days
+  locked         = var.data_access_log_bucket_locked
+
+  depends_on = [google_project_service.enabled["logging.googleapis.com"]]
+}
+
+resource "google_logging_project_sink" "firestore_data_access" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-firestore-data-access"
+  description = "Firestore Data Access audit logs into their locked log bucket."
+  destination = "logging.googleapis.com/${google_logging_project_bucket_config.firestore_data_access.id}"
+  filter = join(" AND ", [
+    "logName=\"projects/${var.project_id}/logs/cloudaudit.googleapis.com%2Fdata_access\"",
+    "protoPayload.serviceName=\"firestore.googleapis.com\"",
+  ])
+  # A log bucket in the sink's own project needs no grant to the sink's writer identity.
+  unique_writer_identity = true
+}

@@ -513,3 +513,9 @@ variable "build_submitters" {
     error_message = "build_submitters entries must be IAM members such as user:alice@example.com or group:platform@example.com."
   }
 }
+
+variable "data_access_log_bucket_locked" {
+  description = "Lock the log bucket that keeps Firestore's Data Access logs (evidence.tf): once locked, its retention can never be shortened nor the bucket deleted before its logs expire. Set false only in a throwaway project."
+  type        = bool
+  default     = true
+}

@@ -232,3 +232,26 @@ def test_an_archive_that_stops_being_written_raises_an_alert(module: Module) -> 
     # Raised long before the backlog's retention drops an unwritten message.
     assert int(str(condition["threshold_value"])) * 24 <= retention
     assert expression(policy["notification_channels"]) == "local.notification_channels"
+
+
+def test_firestore_data_access_logs_are_kept_as_long_as_the_records_in_a_locked_bucket() -> None:
+    module = load_module()
+    bucket = module.resources[("google_logging_project_bucket_config", "firestore_data_access")]
+    assert expression(bucket["retention_days"]) == "local.data_access_log_retention_days"
+    retention = str(module.locals["data_access_log_retention_days"])
+    # "Keep forever" (0) gets the most Cloud Logging allows; otherwise the records' own days.
+    assert "var.audit_retention_days == 0 ? 3650" in retention
+    assert "min(max(var.audit_retention_days, 1), 3650)" in retention
+    assert expression(bucket["locked"]) == "var.data_access_log_bucket_locked"
+    assert module.variables["data_access_log_bucket_locked"]["default"] is True
+    sink = module.resources[("google_logging_project_sink", "firestore_data_access")]
+    assert "google_logging_project_bucket_config.firestore_data_access.id" in str(
+        sink["destination"]
+    )
+    log_filter = str(sink["filter"]).replace('\\"', '"')
+    # The entries the audit config turns on (configured as datastore.googleapis.com, written
+    # as firestore.googleapis.com) and nothing else.
+    assert "cloudaudit.googleapis.com%2Fdata_access" in log_filter
+    assert 'protoPayload.serviceName="firestore.googleapis.com"' in log_filter
+    audit = module.resources[("google_project_iam_audit_config", "firestore_data_writes")]
+    assert audit["service"] == "datastore.googleapis.com"

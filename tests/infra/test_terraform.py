@@ -632,6 +632,8 @@ API_OF_TYPE = {
     "google_secret_manager_secret": "secretmanager.googleapis.com",
     "google_secret_manager_secret_iam_member": "secretmanager.googleapis.com",
     "google_logging_metric": "logging.googleapis.com",
+    "google_logging_project_bucket_config": "logging.googleapis.com",
+    "google_logging_project_sink": "logging.googleapis.com",
     "google_monitoring_alert_policy": "monitoring.googleapis.com",
     "google_monitoring_notification_channel": "monitoring.googleapis.com",
     "google_storage_bucket": "storage.googleapis.com",
