@@ -58,5 +58,8 @@ fuzz: venv  ## long runs: schemathesis (FUZZ_EXAMPLES per test, FUZZ_SECONDS cap
 	  P0_PROPERTY_SCALE=$(PROPERTY_SCALE) $(PY) -m p0_receiver dev with-emulators -- \
 	  $(PY) -m pytest tests/integration/test_fuzz_openapi.py tests/unit/test_properties.py -q
 
-clean:  ## remove the venv, caches and local dev state
-	rm -rf $(VENV) .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean:  ## remove what the targets created: venvs, caches, local dev state (never Terraform's files)
+	rm -rf $(VENV) .venv-checkov .cache .dev .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+	  .coverage htmlcov dist
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -prune \
+	  -exec rm -rf {} +

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +70,10 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
         "PUBSUB_TOPIC",
         "FIRESTORE_EMULATOR_HOST",
         "PUBSUB_EMULATOR_HOST",
+        "P0_JWT_ISSUER",
+        "P0_JWT_AUDIENCE",
+        "P0_JWT_SUBJECT",
+        "P0_PUBLIC_KEYS_FILE",
     }
     assert "-m p0_receiver audit query --since 1h" in output
     # After the story, and again among the lines to paste.
@@ -88,6 +94,59 @@ def test_dev_up_shows_record_and_message_then_stops_everything(tmp_path: Path) -
     ports = re.findall(r"127\.0\.0\.1:(\d+)", output)
     assert len(set(ports)) >= 3  # function server and both emulators
     assert not any(_listening(port) for port in set(ports))  # no orphan JVM or server
+
+
+def test_the_lines_dev_up_prints_work_when_pasted_into_a_shell(tmp_path: Path) -> None:
+    """While `dev up` runs, every line it prints to paste works in a plain shell with none of
+    the session's settings: doctor is green (the cloud-only checks skipped: emulator), the
+    quarantine lists, the audit log answers, a sample is sent and the story's timeline reads."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "p0_receiver", "dev", "up", "--dir", str(tmp_path / "dev")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**_inherited_env(), "COLUMNS": "200"},
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    try:
+        printed: list[str] = []
+        for line in process.stdout:
+            printed.append(line.rstrip("\n"))
+            if line.startswith("From another terminal"):
+                break
+        pasted = [next(process.stdout).rstrip("\n") for _ in range(6)]
+        export, *commands = pasted
+        assert export.startswith("export ")
+        outputs = [tmp_path / f"{n}.out" for n in range(len(commands))]
+        script = "\n".join(
+            ["set -e", export, *(f"{c} > {out}" for c, out in zip(commands, outputs, strict=True))]
+        )
+        clean_env = {
+            k: v
+            for k, v in _inherited_env().items()
+            if not k.startswith(("P0_", "GOOGLE", "PUBSUB"))
+        }
+        bash = shutil.which("bash")
+        assert bash is not None
+        shell = subprocess.run(
+            [bash, "-c", script], capture_output=True, text=True, timeout=180, check=False,
+            env=clean_env,
+        )  # fmt: skip
+        assert shell.returncode == 0, shell.stderr[-2000:]
+        ran = dict(zip((c.split(" p0_receiver ")[1] for c in commands), outputs, strict=True))
+        doctor = ran["doctor"].read_text(encoding="utf-8")
+        assert "✗" not in doctor
+        assert "skipped: emulator" in doctor
+        assert "nothing failed" in shell.stderr
+        assert "the quarantine is empty" in shell.stderr
+        assert "request-approved" in ran["audit query --since 1h"].read_text(encoding="utf-8")
+        (timeline,) = [out for command, out in ran.items() if command.startswith("audit timeline")]
+        assert "request-expired" in timeline.read_text(encoding="utf-8")
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)
+        process.stdout.close()
 
 
 def story_id(output: str) -> str:

@@ -260,9 +260,16 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
                     )
                 )
                 _out.print("From another terminal (paste these lines):", style="bold")
+                # doctor reads the function's own settings: the key as the keypair's file, not
+                # a PEM to paste.
+                operator_env = {name: env[name] for name in CLI_ENVIRONMENT if name in env}
+                operator_env["P0_PUBLIC_KEYS_FILE"] = str(
+                    (dev_dir / "keys" / "public.pem").resolve()
+                )
                 for line in shell_lines(
-                    {name: env[name] for name in CLI_ENVIRONMENT if name in env},
+                    operator_env,
                     server.url,
+                    key_dir=dev_dir / "keys",
                     story_object_id=story.object_id,
                 ):
                     _out.print(line, markup=False, highlight=False, soft_wrap=True)
@@ -274,12 +281,16 @@ def up(dev_dir: Path, exit_after_samples: bool) -> None:
         _err.print("stopped: function server and emulators shut down")
 
 
-# What the operator CLI needs to reach the local stack: the project, the topic and the emulators.
+# What the operator CLI needs to reach the local stack (the project, the topic, the emulators),
+# and what doctor checks of the function's settings (the pinned claims; the key file is added).
 CLI_ENVIRONMENT = (
     "GOOGLE_CLOUD_PROJECT",
     "PUBSUB_TOPIC",
     "FIRESTORE_EMULATOR_HOST",
     "PUBSUB_EMULATOR_HOST",
+    "P0_JWT_ISSUER",
+    "P0_JWT_AUDIENCE",
+    "P0_JWT_SUBJECT",
 )
 
 
@@ -289,14 +300,23 @@ def _cli() -> str:
 
 
 def shell_lines(
-    environment: Mapping[str, str], url: str, *, story_object_id: str | None = None
+    environment: Mapping[str, str],
+    url: str,
+    *,
+    key_dir: Path = DEFAULT_DEV_DIR / "keys",
+    story_object_id: str | None = None,
 ) -> list[str]:
     """Shell lines that point the operator CLI at the running stack and try it once."""
     exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in environment.items())
+    signing_key = (
+        "" if key_dir == DEFAULT_DEV_DIR / "keys" else f" --key-dir {shlex.quote(str(key_dir))}"
+    )
     lines = [
         f"export {exports}",
         f"{_cli()} audit query --since 1h",
-        f"{_cli()} dev send {shlex.quote(url)} --sample request-approved",
+        f"{_cli()} doctor",
+        f"{_cli()} quarantine list",
+        f"{_cli()} dev send {shlex.quote(url)} --sample request-approved{signing_key}",
     ]
     if story_object_id is not None:
         lines.append(timeline_command(story_object_id))
