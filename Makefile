@@ -1,5 +1,6 @@
 # One target per job; CI (.ci/run) and Cloud Build call these same targets.
-PYTHON ?= python3
+# The functions' runtime is python313 (cloudbuild.yaml); the venv is built on the same Python.
+PYTHON ?= python3.13
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
@@ -18,6 +19,8 @@ $(VENV)/.installed: $(PY) requirements.txt requirements-dev.txt requirements-inf
 	touch $@
 
 venv: $(VENV)/.installed  ## create .venv with pinned dependencies
+	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' || \
+	  { echo "$(VENV) is not Python 3.13 (the functions' runtime): make clean, then retry" >&2; exit 1; }
 
 lint: venv  ## ruff (lint + format check) and mypy --strict
 	$(PY) -m ruff check .

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
 from p0_receiver.keys import parse_public_keys, usable_algorithms
@@ -231,10 +231,7 @@ def google_doctor_ports(settings: OperatorSettings, environ: Mapping[str, str]) 
     )
 
 
-T = TypeVar("T")
-
-
-class Lazy(Generic[T]):
+class Lazy[T]:
     """Builds a value on first call, once, even when many request threads race for it."""
 
     def __init__(self, build: Callable[[], T]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from p0_receiver.errors import (
     AUTHENTICATE_HINT,
@@ -177,10 +177,7 @@ def _failure(name: str, problem: DownstreamUnavailableError, fix: str) -> Check:
     return Check(name, Status.FAIL, problem.for_operator(), chosen)
 
 
-T = TypeVar("T")
-
-
-def _asked(call: Callable[[], T]) -> T | DownstreamUnavailableError:
+def _asked[T](call: Callable[[], T]) -> T | DownstreamUnavailableError:
     """The port's answer, or the failure it reported (adapters translate every Google error)."""
     try:
         return call()

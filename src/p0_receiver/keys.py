@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 
 import jwt
 import pem
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from p0_receiver.errors import ConfigurationError
 from p0_receiver.thumbprints import key_thumbprint
 
-VerificationKeyObject: TypeAlias = (
+type VerificationKeyObject = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 )
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -232,14 +232,11 @@ class RedriveSettings(OperatorSettings):
     redrive_max_records: Annotated[int, Field(alias="REDRIVE_MAX_RECORDS", ge=1, le=10_000)] = 500
 
 
-_S = TypeVar("_S", bound=BaseModel)
-
-
 def _variable_name(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]) if loc else "configuration"
 
 
-def _validated(model: type[_S], environ: Mapping[str, str]) -> _S:
+def _validated[S: BaseModel](model: type[S], environ: Mapping[str, str]) -> S:
     try:
         return model.model_validate(dict(environ))
     except ValidationError as exc:

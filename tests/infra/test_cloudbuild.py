@@ -117,7 +117,7 @@ def test_deploy_flags_lock_down_the_surface(deploy_args: list[str]) -> None:
         "--allow-unauthenticated",
         "--source=.",
         "--entry-point=receive",
-        "--runtime=python311",
+        "--runtime=python313",
         "--ingress-settings=all",
         "--quiet",
     ):

@@ -60,7 +60,7 @@ def _route(recorded: Recorded) -> Route:
             recorded.source_zip = request.body
             return 200, {}
         if path.endswith("/runtimes"):
-            return 200, {"runtimes": [{"name": "python311", "environment": "GEN_2"}]}
+            return 200, {"runtimes": [{"name": "python313", "environment": "GEN_2"}]}
         if method == "GET" and re.fullmatch(r"/v1/projects/[^/]+", path):
             return 200, {"projectId": "my-project", "projectNumber": PROJECT_NUMBER}
         if method == "GET" and "/services/" in path and path.endswith(".com"):
@@ -155,5 +155,5 @@ def test_the_function_pins_the_key_version_and_gets_every_setting(
     assert service["availableCpu"] == "1"
     build = function["buildConfig"]
     assert build["entryPoint"] == "receive"
-    assert build["runtime"] == "python311"
+    assert build["runtime"] == "python313"
     assert build["serviceAccount"].endswith("/p0-fn-build@my-project.iam.gserviceaccount.com")

@@ -202,7 +202,7 @@ def test_the_redrive_deploy_is_private_and_runs_the_redrive_entry_point(
         "--no-allow-unauthenticated",
         "--source=.",
         "--entry-point=redrive",
-        "--runtime=python311",
+        "--runtime=python313",
         "--quiet",
     ):
         assert flag in redrive_args

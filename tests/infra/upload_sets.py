@@ -26,15 +26,15 @@ FUNCTION_TOP_LEVEL = frozenset({"main.py", "requirements.txt", FUNCTION_IGNORE_F
 # lint, check-infra, the test tiers), and local state a developer's checkout holds.
 BUILD_LEFTOVERS = (
     ".venv/bin/python",
-    ".venv/lib/python3.11/site-packages/six.py",
+    ".venv/lib/python3.13/site-packages/six.py",
     ".venv-checkov/bin/checkov",
     ".cache/provider-schemas/google.json",
-    ".mypy_cache/3.11/cache.json",
+    ".mypy_cache/3.13/cache.json",
     ".ruff_cache/CACHEDIR.TAG",
     ".pytest_cache/README.md",
     ".hypothesis/examples/x",
     ".dev/keys/private.pem",
-    "src/p0_receiver/__pycache__/app.cpython-311.pyc",
+    "src/p0_receiver/__pycache__/app.cpython-313.pyc",
 )
 LOCAL_STATE = (
     *BUILD_LEFTOVERS,

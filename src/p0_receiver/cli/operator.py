@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ParamSpec, TypeVar
 
 import click
 
@@ -127,11 +126,7 @@ def operator_context() -> OperatorContext:
     return click.get_current_context().ensure_object(OperatorContext)
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def operator_errors(command: Callable[P, R]) -> Callable[P, R]:
+def operator_errors[**P, R](command: Callable[P, R]) -> Callable[P, R]:
     """Turn the failures an operator can meet into one clear line and an exit code."""
 
     @functools.wraps(command)
