@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 import flask
 import functions_framework
 
-from p0_receiver.app import build_target
+from p0_receiver.bootstrap.functions import build_target
 
 # Cold start: the served target's settings (and, for the webhook, keys) are validated here, so
 # a misconfigured deploy fails to start with a message naming the variable; the webhook's Google

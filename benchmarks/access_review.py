@@ -22,9 +22,9 @@ from pathlib import Path
 
 from google.cloud import firestore
 
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.record import build_audit_record, recorded_token
 from p0_receiver.devtools.review_stories import review_stories, review_week
-from p0_receiver.events import parse_notification
-from p0_receiver.record import build_audit_record, recorded_token
 
 BATCH = 500  # Firestore's most writes in one commit
 TOKEN = recorded_token({"alg": "ES256", "typ": "JWT"}, {"sub": "bench"}, "0" * 64)

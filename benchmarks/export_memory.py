@@ -59,9 +59,9 @@ def fill(project: str, count: int) -> float:
     """Write ``count`` audit records with batched writes; return the seconds it took."""
     from google.cloud import firestore
 
-    from p0_receiver.events import parse_notification
-    from p0_receiver.record import build_audit_record
-    from p0_receiver.tokens import VerifiedToken
+    from p0_receiver.core.events import parse_notification
+    from p0_receiver.core.record import build_audit_record
+    from p0_receiver.core.tokens import VerifiedToken
 
     client = firestore.Client(project=project)
     collection = client.collection("p0_notifications")
@@ -93,7 +93,7 @@ def fill(project: str, count: int) -> float:
 CHILD_TRACEMALLOC = """
 import sys, tracemalloc
 tracemalloc.start()
-from p0_receiver.cli import main
+from p0_receiver.entrypoints.cli import main
 try:
     main(["audit", "export", "--output", sys.argv[1]], standalone_mode=False)
 finally:

@@ -20,10 +20,10 @@ import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel, ValidationError
 
-from p0_receiver.app import Backends, build_webhook
+from p0_receiver.bootstrap.webhook import Backends, build_webhook
+from p0_receiver.core.quarantine import QuarantineReceipt, QuarantineStatus, RefusedBody
+from p0_receiver.core.record import AuditRecord
 from p0_receiver.ports import TokenHistory
-from p0_receiver.quarantine import QuarantineReceipt, QuarantineStatus, RefusedBody
-from p0_receiver.record import AuditRecord
 
 
 class _Ledger:

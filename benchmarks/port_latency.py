@@ -18,12 +18,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from p0_receiver.app import build_verifier, google_backends
+from p0_receiver.bootstrap.webhook import build_verifier, google_backends
 from p0_receiver.devtools import simulator
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.devtools.stack import ensure_topic_and_subscription
-from p0_receiver.service import DeliveryPolicy, DeliveryService
 from p0_receiver.settings import load_settings
+from p0_receiver.usecases.deliver import DeliveryPolicy, DeliveryService
 
 WARM_UP = 20
 

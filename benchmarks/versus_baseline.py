@@ -221,6 +221,26 @@ def prime_emulators(
     return len(rates) * per_round
 
 
+def cold_starts(env: dict[str, str], keypair: simulator.DevKeypair, spawns: int) -> None:
+    """Spawn -> first 200 of each server, alternating which goes first; medians and ratio."""
+    cold: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    served_once = dict.fromkeys(VARIANTS, False)
+    for spawn in range(spawns + 1):
+        order = list(VARIANTS) if spawn % 2 == 0 else list(reversed(VARIANTS))
+        for variant in order:
+            source, target = VARIANTS[variant]
+            with served(source, target, env, keypair) as (_, cold_ms):
+                if served_once[variant]:  # the first spawn only warms bytecode and page cache
+                    cold[variant].append(cold_ms)
+                served_once[variant] = True
+    product, baseline = (statistics.median(cold[name]) for name in ("product", "baseline"))
+    print(f"\ncold start, spawn -> first 200, {spawns} spawns each (after one unmeasured)")
+    for name in VARIANTS:
+        print(f"  {name:<9} median {statistics.median(cold[name]):6.0f} ms  ({spread(cold[name])})")
+    ratios = [ours / theirs for ours, theirs in zip(cold["product"], cold["baseline"], strict=True)]
+    print(f"  ratio     {product / baseline:.2f} (per spawn {spread(ratios)}; goal <= 0.9)")
+
+
 def spread(values: list[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}"
 
@@ -341,6 +361,13 @@ def main() -> None:
         "--refused-only", action="store_true", help="only the 401 path's figures (quick)"
     )
     parser.add_argument(
+        "--cold-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only cold starts: N spawns of each server, alternating (quick)",
+    )
+    parser.add_argument(
         "--prime-rounds", type=int, default=12, help="most throughput rounds priming the emulators"
     )
     arguments = parser.parse_args()
@@ -366,6 +393,9 @@ def main() -> None:
     )
     if arguments.refused_only:
         refused_path(env, keypair, arguments.sequential)
+        return
+    if arguments.cold_only:
+        cold_starts(env, keypair, arguments.cold_only)
         return
     # The emulators are JVMs whose JIT keeps settling for thousands of operations (measured:
     # the Firestore emulator's CPU per delivery fell from 10.9 ms to 2.4 ms over three rounds

@@ -23,7 +23,7 @@ locals {
   # created here) orders them after it.
   audit_database = var.create_firestore_database ? google_firestore_database.audit[0].name : local.firestore_database
 
-  # Exactly p0_receiver.queries.required_indexes(): one (equality field, order field) index per
+  # Exactly p0_receiver.core.queries.required_indexes(): one (equality field, order field) index per
   # filter the operator CLI offers, which Firestore merges for multi-filter queries.
   # tests/infra proves this map and the query catalogue agree. The shapes with no equality
   # filter (the stats window on receivedAt, `audit show`'s event-id prefix range on eventId)
@@ -64,10 +64,10 @@ locals {
   }
 
   # Never filtered on; indexing them would only cost index writes (the body alone can be
-  # 256 KiB). Mirrors p0_receiver.queries.UNINDEXED_FIELDS.
+  # 256 KiB). Mirrors p0_receiver.core.queries.UNINDEXED_FIELDS.
   audit_unindexed_fields = ["body", "token", "reason", "permissionDescription", "p0Times"]
 
-  # TTL fields (p0_receiver.queries.AUDIT_TTL_FIELD / TOKEN_LEDGER_TTL_FIELD; the quarantine's
+  # TTL fields (p0_receiver.core.queries.AUDIT_TTL_FIELD / TOKEN_LEDGER_TTL_FIELD; the quarantine's
   # is expireAt, QUARANTINE_RETENTION_DAYS after the body was kept).
   audit_ttl_field        = "expireAt"
   token_ledger_ttl_field = "expiresAt"
@@ -136,7 +136,7 @@ resource "google_firestore_field" "token_ledger_ttl" {
   depends_on = [google_project_service.enabled["firestore.googleapis.com"]]
 }
 
-# The quarantine's per-token bound (p0_receiver.quarantine.token_bound_collection): one document
+# The quarantine's per-token bound (p0_receiver.core.quarantine.token_bound_collection): one document
 # per token, kept until the last of its entries expires.
 resource "google_firestore_field" "quarantine_token_bound_ttl" {
   project    = var.project_id

@@ -29,7 +29,7 @@ import click
 from click.testing import CliRunner
 from pydantic_core import PydanticUndefined
 
-from p0_receiver.cli import main as cli_main
+from p0_receiver.entrypoints.cli import main as cli_main
 from p0_receiver.settings import RedriveSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[1]

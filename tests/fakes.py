@@ -7,17 +7,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
-from p0_receiver.ports import RangeBound, TokenHistory
-from p0_receiver.quarantine import (
+from p0_receiver.core.errors import DownstreamUnavailableError, UnstorableRecordError
+from p0_receiver.core.quarantine import (
     QuarantineField,
     QuarantineReceipt,
     QuarantineStatus,
     RefusedBody,
     quarantine_entry,
 )
-from p0_receiver.queries import Direction, QueryShape
-from p0_receiver.record import AuditRecord, PublishStatus, RecordField
+from p0_receiver.core.queries import Direction, QueryShape
+from p0_receiver.core.record import AuditRecord, PublishStatus, RecordField
+from p0_receiver.ports import RangeBound, TokenHistory
 
 
 class InMemoryTokenLedger:

@@ -1,6 +1,6 @@
 """Builds ``openapi.yaml`` from the receiver's own models, enums and error classes.
 
-Request schemas come from the pydantic models (``p0_receiver.events``), statuses and codes from
+Request schemas come from the pydantic models (``p0_receiver.core.events``), statuses and codes from
 the error classes' ``status``/``code``, the 401 reasons from ``AuthFailure``. Only what no code
 declares is written here: prose, and the 503 reasons (a test observes them from the adapters).
 Regenerate with ``make openapi``; ``tests/unit/test_openapi_document.py`` fails when stale.
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic.json_schema import models_json_schema
 
-from p0_receiver.errors import (
+from p0_receiver.core.errors import (
     AuthenticationError,
     AuthFailure,
     DownstreamUnavailableError,
@@ -29,15 +29,15 @@ from p0_receiver.errors import (
     UnstorableRecordError,
     UnsupportedMediaTypeError,
 )
-from p0_receiver.events import (
+from p0_receiver.core.events import (
     PREAPPROVAL_CREATED,
     REQUEST_EVENT_PREFIX,
     Envelope,
     PreapprovalCreated,
     RequestEvent,
 )
-from p0_receiver.service import DeliveryStatus
 from p0_receiver.settings import Settings
+from p0_receiver.usecases.deliver import DeliveryStatus
 
 DOCUMENT_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
 _REF = "#/components/schemas/{model}"

@@ -1,5 +1,6 @@
-"""Every port of the core: replay ledger, audit log (written and read), quarantine, publisher,
-and the write-once archive of published messages.
+"""Every port of the use cases: replay ledger, audit log (written and read), quarantine,
+publisher, the write-once archive of published messages, and what ``doctor`` reads (the
+database, its admin API, the topic and its policy, the key's secret), read-only.
 
 Adapters (``p0_receiver.adapters``) implement them for Firestore, Pub/Sub and Cloud Storage
 and raise ``DownstreamUnavailableError`` for any failure of the backing service; tests use
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from p0_receiver.quarantine import QuarantineReceipt, RefusedBody
-from p0_receiver.queries import QueryShape
-from p0_receiver.record import AuditRecord
+from p0_receiver.core.quarantine import QuarantineReceipt, RefusedBody
+from p0_receiver.core.queries import IndexSpec, QueryShape
+from p0_receiver.core.record import AuditRecord
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class AuditReader(Protocol):
     ) -> Iterator[AuditRecord]:
         """Records matching ``equals`` with ``lower <= order field < upper``, in shape order.
 
-        Only catalogued shapes (``p0_receiver.queries.QUERY_SHAPES``) are accepted; ``fields``
+        Only catalogued shapes (``p0_receiver.core.queries.QUERY_SHAPES``) are accepted; ``fields``
         projects the records (the order field is always included).
         """
 
@@ -178,3 +179,70 @@ class ArchiveReader(Protocol):
     ) -> Iterator[ArchivedMessage]:
         """Messages published in ``[since, until)``. Raises ``DownstreamUnavailableError``
         when Cloud Storage fails and ``ArchiveFormatError`` for an object it cannot read."""
+
+
+# --- what doctor reads (read-only) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A port this environment cannot offer (the emulators have no admin API): its checks skip."""
+
+    reason: str
+
+
+class FirestoreProbe(Protocol):
+    def read_one(self, collection: str) -> None:
+        """Read at most one document of ``collection``: the database exists and answers."""
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """A collection-scoped composite index as the database reports it (``__name__`` dropped)."""
+
+    spec: IndexSpec
+    state: str  # READY, CREATING or NEEDS_REPAIR
+
+
+class FirestoreAdmin(Protocol):
+    def ttl_policies(self) -> Mapping[tuple[str, str], str]:
+        """Every TTL policy of the database: (collection group, field) -> its state
+        (ACTIVE, CREATING or NEEDS_REPAIR)."""
+
+    def composite_indexes(self, collection: str) -> Sequence[IndexState]:
+        """The collection's collection-scoped composite indexes."""
+
+
+class TopicAdmin(Protocol):
+    def topic_exists(self, topic_path: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One binding of a resource's IAM policy."""
+
+    role: str
+    members: frozenset[str]
+    conditional: bool = False
+
+
+class TopicPolicy(Protocol):
+    def grants(self, topic_path: str) -> Sequence[Grant]:
+        """The bindings of the topic's own IAM policy (not those inherited from the project)."""
+
+
+class SecretVersions(Protocol):
+    def enabled_versions(self, secret_name: str) -> Sequence[str] | None:
+        """Ids of the secret's enabled versions, newest first; ``None``: no such secret.
+
+        Lists versions only: never reads a version's payload.
+        """
+
+
+@dataclass(frozen=True)
+class DoctorPorts:
+    firestore: FirestoreProbe
+    firestore_admin: FirestoreAdmin | Unavailable
+    topics: TopicAdmin
+    topic_policy: TopicPolicy | Unavailable
+    secrets: SecretVersions | Unavailable

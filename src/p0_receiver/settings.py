@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from p0_receiver.auditlog.findings import ReviewPolicy, parse_business_hours
-from p0_receiver.errors import ConfigurationError
+from p0_receiver.core.errors import ConfigurationError
+from p0_receiver.core.findings import ReviewPolicy, parse_business_hours
 
 # P0 payloads are a few hundred bytes; the audit record keeps the body verbatim and must
 # stay well inside Firestore's 1 MiB document limit, hence the hard ceiling.

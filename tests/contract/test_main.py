@@ -10,8 +10,8 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
+from p0_receiver.core.errors import ConfigurationError
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import ConfigurationError
 from tests.conftest import Stack
 from tests.support import token
 

@@ -14,8 +14,8 @@ pytest.importorskip(
     "hcl2", reason="python-hcl2 is not installed (pip install -r requirements-infra.txt)"
 )
 
-from p0_receiver.auditlog.verify import DEFAULT_LAG, EVENT_ID_ATTRIBUTE
-from p0_receiver.record import AuditRecord, RecordField, message_attributes
+from p0_receiver.core.record import AuditRecord, RecordField, message_attributes
+from p0_receiver.usecases.audit.verify import DEFAULT_LAG, EVENT_ID_ATTRIBUTE
 from tests.infra.terraform_model import ROOT, Module, expression, load_module
 
 pytestmark = pytest.mark.infra

@@ -319,7 +319,7 @@ def test_gcloud_asks_for_a_private_redrive_function_from_the_same_source(
     with zipfile.ZipFile(io.BytesIO(deployed_redrive.source_zip)) as archive:
         files = {name for name in archive.namelist() if not name.endswith("/")}
     assert "main.py" in files
-    assert "src/p0_receiver/repair.py" in files
+    assert "src/p0_receiver/usecases/repair.py" in files
 
 
 def test_the_redrive_alert_matches_the_lines_the_redrive_writes(module: Module) -> None:
@@ -328,7 +328,10 @@ def test_the_redrive_alert_matches_the_lines_the_redrive_writes(module: Module) 
     (matched,) = condition["condition_matched_log"]
     log_filter = str(matched["filter"]).replace('\\"', '"')
     assert 'resource.labels.service_name="${local.redrive_function_name}"' in log_filter
-    edge = (ROOT / "src" / "p0_receiver" / "http.py").read_text(encoding="utf-8")
+    edge = "".join(
+        (ROOT / "src" / "p0_receiver" / "entrypoints" / name).read_text(encoding="utf-8")
+        for name in ("redrive.py", "http.py")
+    )
     for event in ("p0_redrive_integrity_failed", "p0_internal_error"):
         assert f'"{event}"' in log_filter
         assert f'"{event}"' in edge  # the line the code writes, at severity ERROR

@@ -14,8 +14,8 @@ pytest.importorskip(
     "yaml", reason="PyYAML is not installed (pip install -r requirements-infra.txt)"
 )
 
-from p0_receiver.quarantine import TOKEN_BOUND_EXPIRE_AT, TOKEN_BOUND_SUFFIX
-from p0_receiver.queries import (
+from p0_receiver.core.quarantine import TOKEN_BOUND_EXPIRE_AT, TOKEN_BOUND_SUFFIX
+from p0_receiver.core.queries import (
     AUDIT_EVENT_ID_PREFIX,
     AUDIT_TTL_FIELD,
     QUERY_SHAPES,

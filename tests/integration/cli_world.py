@@ -9,14 +9,14 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from p0_receiver.app import build_verifier, google_backends
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
+from p0_receiver.bootstrap.webhook import build_verifier, google_backends
+from p0_receiver.core.errors import DownstreamUnavailableError
+from p0_receiver.core.events import event_id_for
 from p0_receiver.devtools.simulator import DevKeypair
-from p0_receiver.errors import DownstreamUnavailableError
-from p0_receiver.events import event_id_for
-from p0_receiver.service import DeliveryPolicy, DeliveryService
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
 from p0_receiver.settings import load_settings
+from p0_receiver.usecases.deliver import DeliveryPolicy, DeliveryService
 from tests.conftest import Stack
 from tests.support import token
 

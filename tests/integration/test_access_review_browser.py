@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from p0_receiver.auditlog.findings import RULES
+from p0_receiver.core.findings import RULES
 from p0_receiver.devtools import stack as local_stack
 from p0_receiver.devtools.review_stories import (
     HOSTILE_BIDI,

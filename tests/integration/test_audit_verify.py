@@ -13,12 +13,12 @@ from click.testing import Result
 
 from p0_receiver.adapters.archive import CloudStorageArchive, storage_client
 from p0_receiver.adapters.firestore import FirestoreAuditReader, firestore_client
-from p0_receiver.auditlog.verify import VerifyReport, verify_archive
+from p0_receiver.core.events import event_id_for
+from p0_receiver.core.thumbprints import jwk_thumbprint
 from p0_receiver.devtools import archive as local_archive
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
-from p0_receiver.events import event_id_for
 from p0_receiver.ports import ArchiveLocation
-from p0_receiver.thumbprints import jwk_thumbprint
+from p0_receiver.usecases.audit.verify import VerifyReport, verify_archive
 from tests.conftest import Stack
 from tests.integration.cli_world import Receiver, cli, request_body, tamper
 from tests.support import keypair

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from p0_receiver.cli import main
 from p0_receiver.devtools.simulator import save_keypair
 from p0_receiver.devtools.stack import function_server
+from p0_receiver.entrypoints.cli import main
 from tests.conftest import Stack
 from tests.integration.cli_world import cli, jsonl
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair

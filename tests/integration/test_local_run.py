@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from p0_receiver.cli import main
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.entrypoints.cli import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

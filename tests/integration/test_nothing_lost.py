@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from p0_receiver import events
+from p0_receiver.core import events
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.devtools.simulator import DeliveryResponse, post_delivery

@@ -12,15 +12,15 @@ from datetime import UTC, datetime, timedelta
 import flask
 import pytest
 
-from p0_receiver.app import Backends, build_webhook, google_backends
+from p0_receiver.bootstrap.webhook import Backends, build_webhook, google_backends
+from p0_receiver.core.errors import DownstreamUnavailableError
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.record import build_audit_record
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import DownstreamUnavailableError
-from p0_receiver.events import parse_notification
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.record import build_audit_record
 from p0_receiver.settings import Settings, load_settings
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.openapi_document import UNAVAILABLE_REASONS
 from tests.support import keypair, token
 

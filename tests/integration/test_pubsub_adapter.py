@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from p0_receiver.adapters.pubsub import PubSubPublisher, publisher_client
-from p0_receiver.errors import DownstreamUnavailableError
+from p0_receiver.core.errors import DownstreamUnavailableError
 from tests.conftest import Stack
 from tests.faults import SwitchableProxy, switchable_proxy
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from p0_receiver.adapters.firestore import FirestoreQuarantine, firestore_client
-from p0_receiver.quarantine import QuarantineReason, QuarantineStatus, RefusedBody
-from p0_receiver.tokens import VerifiedToken
+from p0_receiver.core.quarantine import QuarantineReason, QuarantineStatus, RefusedBody
+from p0_receiver.core.tokens import VerifiedToken
 from tests.conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from p0_receiver.core.tokens import CURVE_ORDERS, token_fingerprint
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
 from p0_receiver.devtools.simulator import DeliveryResponse, post_delivery
 from p0_receiver.devtools.stack import FunctionServer, function_server
-from p0_receiver.tokens import CURVE_ORDERS, token_fingerprint
 from tests.conftest import Stack
 from tests.support import ecdsa_twin, keypair, padded, token
 

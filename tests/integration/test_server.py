@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 import pytest
 from cloudevents.http import from_http
 
+from p0_receiver.core.record import rfc3339
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from p0_receiver.devtools.simulator import DeliveryResponse, post_delivery
 from p0_receiver.devtools.stack import FunctionServer, function_server
-from p0_receiver.record import rfc3339
 from tests.conftest import Stack
 from tests.faults import switchable_proxy
 from tests.support import (

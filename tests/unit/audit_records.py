@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from p0_receiver.events import parse_notification
-from p0_receiver.record import build_audit_record
-from p0_receiver.tokens import VerifiedToken
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.record import build_audit_record
+from p0_receiver.core.tokens import VerifiedToken
 from tests.fakes import InMemoryAuditLog
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)

@@ -10,12 +10,12 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from p0_receiver.app import AuditBackends
-from p0_receiver.auditlog.lifecycle import fold_timeline, lifecycle_findings
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
-from p0_receiver.events import parse_notification
-from p0_receiver.record import AuditRecord, build_audit_record
+from p0_receiver.adapters.clients import AuditBackends
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.lifecycle import fold_timeline, lifecycle_findings
+from p0_receiver.core.record import AuditRecord, build_audit_record
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
 from p0_receiver.settings import OperatorSettings, load_operator_settings
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader
 from tests.unit.audit_records import TOKEN

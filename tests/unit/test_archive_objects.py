@@ -10,9 +10,9 @@ import fastavro
 import pytest
 
 from p0_receiver.adapters.archive import read_messages
+from p0_receiver.core.errors import ArchiveFormatError
 from p0_receiver.devtools.archive import MessageToArchive, avro_object
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import ArchiveFormatError
 
 SOURCE = "gs://archive/events/2026-11-29T12:00:00+0000_abc.avro"
 PUBLISHED = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)

@@ -14,22 +14,22 @@ import pytest
 from click.testing import CliRunner, Result
 from google.api_core import exceptions as google_exceptions
 
+from p0_receiver.adapters.clients import AuditBackends, google_audit_backends
 from p0_receiver.adapters.firestore import FirestoreAuditReader
-from p0_receiver.app import AuditBackends, google_audit_backends
-from p0_receiver.auditlog import views
-from p0_receiver.auditlog.filters import RecordFilter, parse_duration, parse_moment
-from p0_receiver.auditlog.integrity import check_integrity
-from p0_receiver.auditlog.review import review_lifecycles
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
+from p0_receiver.core.errors import ConfigurationError
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.filters import RecordFilter, parse_duration, parse_moment
+from p0_receiver.core.integrity import check_integrity
+from p0_receiver.core.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
+from p0_receiver.core.record import AuditRecord, build_audit_record
+from p0_receiver.core.tokens import VerifiedToken
 from p0_receiver.devtools.emulators import free_port
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
-from p0_receiver.errors import ConfigurationError
-from p0_receiver.events import parse_notification
-from p0_receiver.queries import AUDIT_LIST, QUERY_SHAPES, Direction, QueryShape
-from p0_receiver.record import AuditRecord, build_audit_record
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
 from p0_receiver.settings import load_operator_settings, load_settings
-from p0_receiver.tokens import VerifiedToken
+from p0_receiver.usecases.audit import views
+from p0_receiver.usecases.audit.review import review_lifecycles
 
 NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
 OPERATOR_ENV = {"GOOGLE_CLOUD_PROJECT": "acme-audit"}
@@ -367,7 +367,7 @@ def test_integrity_of_a_body_that_is_no_longer_a_notification() -> None:
 
 
 def test_local_run_prints_shell_lines_that_survive_hostile_values() -> None:
-    from p0_receiver.cli.dev import shell_lines
+    from p0_receiver.entrypoints.cli.dev import shell_lines
 
     lines = shell_lines(
         {"GOOGLE_CLOUD_PROJECT": "p0-local", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1; rm -rf ~"},

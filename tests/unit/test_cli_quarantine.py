@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
-from p0_receiver.errors import SchemaViolationError
+from p0_receiver.core.errors import SchemaViolationError
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
 from p0_receiver.settings import OperatorSettings
 from tests.fakes import InMemoryAuditReader
 from tests.unit.test_quarantine import DRIFTED, NOW
@@ -43,7 +43,7 @@ class Cli:
         )
 
     def _backends(self, _: OperatorSettings, __: int | None) -> Any:
-        from p0_receiver.app import AuditBackends
+        from p0_receiver.adapters.clients import AuditBackends
 
         return AuditBackends(InMemoryAuditReader(self.world.audit), self.world.audit)
 

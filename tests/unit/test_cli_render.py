@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from p0_receiver.cli.output import for_people, json_text, spreadsheet_cell
+from p0_receiver.entrypoints.cli.output import for_people, json_text, spreadsheet_cell
 
 # (typed, what a person sees): controls, bidi and zero-width format characters, separators,
 # a lone surrogate (unencodable) are escaped; letters, symbols and spaces of any script are not.

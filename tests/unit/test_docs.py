@@ -161,8 +161,8 @@ def test_the_configuration_check_catches_a_wrong_default_and_a_missing_setting(
 def test_every_message_attribute_is_in_the_contracts_table() -> None:
     """The Pub/Sub message's attributes, as a record with every optional one emits them, are
     exactly the rows of the table in docs/http-contract.md."""
+    from p0_receiver.core.record import message_attributes
     from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-    from p0_receiver.record import message_attributes
     from tests.unit.test_record import record_for
 
     record = record_for(PREAPPROVAL_CREATED)
@@ -178,3 +178,49 @@ def test_every_message_attribute_is_in_the_contracts_table() -> None:
     section = text.split("## The Pub/Sub message", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([\w-]+)` \|", section, flags=re.MULTILINE))
     assert emitted == documented
+
+
+_MAP_ENTRY = re.compile(r"^( *)(\S.*?)(?: {2,}|$)")
+
+
+def _code_map() -> dict[str, bool]:
+    """docs/development.md's code map: each path it names -> whether entries sit under it."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text.split("## Code map", 1)[1]
+    block = section.split("```\n", 2)[1]
+    named: dict[str, bool] = {}
+    parents: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        if not line[:26].strip():
+            continue  # a description's continuation
+        match = _MAP_ENTRY.match(line)
+        assert match is not None, line
+        indent, names = len(match.group(1)), match.group(2)
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        prefix = parents[-1][1] if parents else ""
+        if parents:
+            named[prefix] = True
+        for name in names.split(", "):
+            path = prefix + name.strip("`")
+            named.setdefault(path, False)
+            if name.endswith("/"):
+                parents.append((indent, path))
+    return named
+
+
+def test_the_code_map_names_every_module_and_only_paths_that_exist() -> None:
+    named = _code_map()
+    assert [path for path in named if not (ROOT / path.rstrip("/")).exists()] == []
+    package = ROOT / "src" / "p0_receiver"
+    unnamed = []
+    for module in sorted(package.rglob("*.py")):
+        relative = module.relative_to(ROOT).as_posix()
+        if module.name == "__init__.py" or relative in named:
+            continue
+        # A folder named without entries under it stands for all of its modules.
+        folder = module.parent.relative_to(ROOT).as_posix() + "/"
+        if named.get(folder) is False:
+            continue
+        unnamed.append(relative)
+    assert unnamed == []

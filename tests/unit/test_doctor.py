@@ -10,29 +10,26 @@ from dataclasses import dataclass, field
 import pytest
 from click.testing import CliRunner, Result
 
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
-from p0_receiver.doctor import (
-    Check,
-    DoctorOptions,
+from p0_receiver.core.errors import (
+    AUTHENTICATE_HINT,
+    CredentialsMissingError,
+    DownstreamUnavailableError,
+)
+from p0_receiver.core.queries import Direction, IndexSpec, required_indexes
+from p0_receiver.core.thumbprints import key_thumbprint
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
+from p0_receiver.ports import (
     DoctorPorts,
     FirestoreAdmin,
     Grant,
     IndexState,
     SecretVersions,
-    Status,
     TopicPolicy,
     Unavailable,
-    examine,
 )
-from p0_receiver.errors import (
-    AUTHENTICATE_HINT,
-    CredentialsMissingError,
-    DownstreamUnavailableError,
-)
-from p0_receiver.queries import Direction, IndexSpec, required_indexes
 from p0_receiver.settings import OperatorSettings
-from p0_receiver.thumbprints import key_thumbprint
+from p0_receiver.usecases.doctor import Check, DoctorOptions, Status, examine
 from tests.support import AUDIENCE, ISSUER, keypair
 
 PROJECT = "acme-prod"

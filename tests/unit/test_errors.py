@@ -6,14 +6,14 @@ import inspect
 
 import pytest
 
-from p0_receiver import errors
-from p0_receiver.cli.operator import operator_failure
-from p0_receiver.errors import (
+from p0_receiver.core import errors
+from p0_receiver.core.errors import (
     ConfigurationError,
     DownstreamUnavailableError,
     ReceiverError,
     RequestRejectedError,
 )
+from p0_receiver.entrypoints.cli.operator import operator_failure
 
 CLASSES = sorted(
     (

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from p0_receiver.app import AuditBackends
-from p0_receiver.auditlog import views
-from p0_receiver.cli import main
-from p0_receiver.cli.operator import OperatorContext
-from p0_receiver.queries import QueryShape
-from p0_receiver.record import AuditRecord
+from p0_receiver.adapters.clients import AuditBackends
+from p0_receiver.core.queries import QueryShape
+from p0_receiver.core.record import AuditRecord
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.operator import OperatorContext
 from p0_receiver.settings import OperatorSettings
+from p0_receiver.usecases.audit import views
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader
 from tests.unit.audit_records import NOW, body, store
 

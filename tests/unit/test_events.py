@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from p0_receiver.core.errors import MalformedJsonError, SchemaViolationError
+from p0_receiver.core.events import ShapeCheck, event_id_for, parse_notification
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
-from p0_receiver.errors import MalformedJsonError, SchemaViolationError
-from p0_receiver.events import ShapeCheck, event_id_for, parse_notification
 
 DOCUMENTED: dict[str, Any] = json.loads(PREAPPROVAL_CREATED)
 

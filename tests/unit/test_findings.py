@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from p0_receiver.auditlog.findings import (
+from p0_receiver.core.errors import ConfigurationError
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.findings import (
     RULES,
     RuleId,
     event_findings,
     parse_business_hours,
 )
+from p0_receiver.core.record import AuditRecord, build_audit_record, message_attributes
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import ConfigurationError
-from p0_receiver.events import parse_notification
-from p0_receiver.record import AuditRecord, build_audit_record, message_attributes
 from p0_receiver.settings import load_operator_settings
 from tests.unit.audit_records import TOKEN
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p0_receiver.adapters import firestore_writes
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.record import RecordField, build_audit_record
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.events import parse_notification
-from p0_receiver.record import RecordField, build_audit_record
 from tests.unit.audit_records import NOW, TOKEN
 from tests.unit.test_properties import keys
 

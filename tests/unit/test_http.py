@@ -14,10 +14,11 @@ import flask
 import pytest
 from werkzeug.test import TestResponse
 
-from p0_receiver.app import Backends, Lazy, build_webhook
+from p0_receiver.adapters.lazy import Lazy
+from p0_receiver.adapters.logs import LOGGER_NAME, CloudLoggingFormatter
+from p0_receiver.bootstrap.webhook import Backends, build_webhook
+from p0_receiver.core.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import ConfigurationError, DownstreamUnavailableError, ReceiverError
-from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
 from p0_receiver.settings import Settings
 from tests.fakes import (
     InMemoryAuditLog,

@@ -18,9 +18,9 @@ from p0_receiver.adapters.inspection import (
     PubSubTopicInspector,
     SecretManagerVersions,
 )
-from p0_receiver.doctor import Grant, IndexState
-from p0_receiver.errors import DownstreamUnavailableError
-from p0_receiver.queries import Direction, IndexSpec
+from p0_receiver.core.errors import DownstreamUnavailableError
+from p0_receiver.core.queries import Direction, IndexSpec
+from p0_receiver.ports import Grant, IndexState
 
 DATABASE = "projects/acme/databases/(default)"
 ASC = Index.IndexField.Order.ASCENDING

@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
+from p0_receiver.adapters.logs import LOGGER_NAME
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.thumbprints import jwk_thumbprint
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
 from p0_receiver.devtools.simulator import DevKeypair
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.logs import LOGGER_NAME
-from p0_receiver.thumbprints import jwk_thumbprint
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.support import AUDIENCE, ISSUER, SUBJECT, keypair, token
 from tests.unit.test_http import Edge, log_lines
 

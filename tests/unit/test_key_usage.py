@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from p0_receiver.auditlog.key_usage import UNKNOWN_KEY, key_usage
+from p0_receiver.core.key_usage import UNKNOWN_KEY, key_usage
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from p0_receiver.errors import ConfigurationError
-from p0_receiver.keys import parse_public_keys
+from p0_receiver.core.errors import ConfigurationError
+from p0_receiver.core.keys import parse_public_keys
 from tests.support import keypair
 
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from p0_receiver.auditlog import views
-from p0_receiver.cli import main
-from p0_receiver.cli.dev import SentStory, lifecycle_lines
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.record import build_audit_record
 from p0_receiver.devtools.samples import new_object_id, request_lifecycle
 from p0_receiver.devtools.simulator import DeliveryResponse
-from p0_receiver.events import parse_notification
-from p0_receiver.record import build_audit_record
+from p0_receiver.entrypoints.cli import main
+from p0_receiver.entrypoints.cli.dev import SentStory, lifecycle_lines
+from p0_receiver.usecases.audit import views
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader
 from tests.unit.audit_records import NOW, TOKEN
 

@@ -10,14 +10,14 @@ import jsonschema_rs
 import pytest
 import yaml
 
-import p0_receiver.service  # noqa: F401 - its errors join the tree the document must cover
-from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
-from p0_receiver.errors import (
+import p0_receiver.usecases.deliver  # noqa: F401 - its errors join the tree the document must cover
+from p0_receiver.core.errors import (
     DownstreamUnavailableError,
     InternalError,
     ReceiverError,
     RequestRejectedError,
 )
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 from tests.openapi_document import DOCUMENT_PATH, render
 
 DOCUMENT: dict[str, Any] = yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8"))

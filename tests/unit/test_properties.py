@@ -15,12 +15,12 @@ import pytest
 from hypothesis import assume, given, reject, settings
 from hypothesis import strategies as st
 
-from p0_receiver.errors import AuthenticationError, AuthFailure, ReceiverError
-from p0_receiver.events import event_id_for, parse_notification
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.record import build_audit_record, message_attributes
+from p0_receiver.core.errors import AuthenticationError, AuthFailure, ReceiverError
+from p0_receiver.core.events import event_id_for, parse_notification
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.record import build_audit_record, message_attributes
+from p0_receiver.core.tokens import CURVE_ORDERS, TokenPolicy, TokenVerifier, token_fingerprint
 from p0_receiver.settings import Settings
-from p0_receiver.tokens import CURVE_ORDERS, TokenPolicy, TokenVerifier, token_fingerprint
 from tests.support import AUDIENCE, ISSUER, SUBJECT, ecdsa_twin, keypair, token
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

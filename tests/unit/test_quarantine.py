@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import (
+from p0_receiver.core.errors import (
     SchemaViolationError,
     UnknownEventTypeError,
     UnstorableRecordError,
 )
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.quarantine import QuarantineReason, QuarantineStatus
-from p0_receiver.service import DeliveryPolicy, DeliveryService
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.quarantine import QuarantineReason, QuarantineStatus
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
+from p0_receiver.usecases.deliver import DeliveryPolicy, DeliveryService
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryFirstDelivery,

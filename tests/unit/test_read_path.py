@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from p0_receiver.auditlog import views
-from p0_receiver.auditlog.filters import RecordFilter
-from p0_receiver.auditlog.stats import STATS_FIELDS, count_records
-from p0_receiver.queries import AUDIT_LIST, Direction, QueryShape
+from p0_receiver.core.filters import RecordFilter
+from p0_receiver.core.queries import AUDIT_LIST, Direction, QueryShape
+from p0_receiver.core.stats import STATS_FIELDS, count_records
+from p0_receiver.usecases.audit import views
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader
 from tests.unit.audit_records import NOW, body, store
 

@@ -8,9 +8,8 @@ from typing import Any
 
 from cloudevents.http import from_http
 
-from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
-from p0_receiver.events import parse_notification
-from p0_receiver.record import (
+from p0_receiver.core.events import parse_notification
+from p0_receiver.core.record import (
     AuditRecord,
     RecordField,
     TokenReuseNote,
@@ -19,7 +18,8 @@ from p0_receiver.record import (
     message_attributes,
     rfc3339,
 )
-from p0_receiver.tokens import VerifiedToken
+from p0_receiver.core.tokens import VerifiedToken
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, REQUEST_APPROVED
 
 RECEIVED = datetime(2026, 11, 29, 12, 0, 0, 123000, tzinfo=UTC)
 TOKEN = VerifiedToken(

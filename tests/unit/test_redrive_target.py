@@ -11,12 +11,13 @@ import flask
 import pytest
 from werkzeug.test import TestResponse
 
-from p0_receiver import repair
-from p0_receiver.app import build_redrive, build_target
-from p0_receiver.errors import ConfigurationError
-from p0_receiver.logs import LOGGER_NAME, CloudLoggingFormatter
-from p0_receiver.repair import RepairPorts
+from p0_receiver.adapters.logs import LOGGER_NAME, CloudLoggingFormatter
+from p0_receiver.bootstrap.functions import build_target
+from p0_receiver.bootstrap.redrive import build_redrive
+from p0_receiver.core.errors import ConfigurationError
 from p0_receiver.settings import OperatorSettings
+from p0_receiver.usecases import repair
+from p0_receiver.usecases.repair import RepairPorts
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader, InMemoryPublisher
 from tests.unit.audit_records import NOW, body, store
 

@@ -13,24 +13,25 @@ from typing import Any
 
 import pytest
 
-from p0_receiver import events, repair
-from p0_receiver.auditlog.integrity import check_integrity
-from p0_receiver.errors import (
+from p0_receiver.core import events
+from p0_receiver.core.errors import (
     ReleaseRefusedError,
     SchemaViolationError,
     TokenReplayError,
     UnknownEventTypeError,
 )
-from p0_receiver.events import ShapeCheck
-from p0_receiver.quarantine import QuarantineField
-from p0_receiver.release import (
+from p0_receiver.core.events import ShapeCheck
+from p0_receiver.core.integrity import check_integrity
+from p0_receiver.core.quarantine import QuarantineField
+from p0_receiver.settings import TokenReusePolicy
+from p0_receiver.usecases import repair
+from p0_receiver.usecases.release import (
     ReleaseOutcome,
     ReleaseRequest,
     ReleaseStatus,
     SideState,
     release,
 )
-from p0_receiver.settings import TokenReusePolicy
 from tests.fakes import InMemoryAuditReader
 from tests.unit.test_quarantine import DRIFTED, NOW
 from tests.unit.test_quarantine import World as RefusingWorld

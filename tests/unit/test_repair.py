@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from p0_receiver import repair
-from p0_receiver.auditlog.filters import RecordFilter
-from p0_receiver.repair import RepairStep, StepOutcome
+from p0_receiver.core.filters import RecordFilter
+from p0_receiver.usecases import repair
+from p0_receiver.usecases.repair import RepairStep, StepOutcome
 from tests.fakes import InMemoryAuditLog, InMemoryAuditReader, InMemoryPublisher
 from tests.unit.audit_records import NOW, body, store
 

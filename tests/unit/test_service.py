@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from p0_receiver.core.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.record import AuditRecord
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier, VerifiedToken
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.record import AuditRecord
-from p0_receiver.service import (
+from p0_receiver.usecases.deliver import (
     DeliveryOutcome,
     DeliveryPolicy,
     DeliveryService,
     DeliveryStatus,
     publish_record,
 )
-from p0_receiver.tokens import TokenPolicy, TokenVerifier, VerifiedToken
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryFirstDelivery,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from p0_receiver.errors import ConfigurationError
+from p0_receiver.core.errors import ConfigurationError
 from p0_receiver.settings import TokenReusePolicy, load_settings
 
 MINIMAL = {

@@ -8,8 +8,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.thumbprints import jwk_thumbprint, key_thumbprint
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.thumbprints import jwk_thumbprint, key_thumbprint
 from tests.support import keypair
 
 # RFC 7638 §3.1.

@@ -12,20 +12,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from p0_receiver.core.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.quarantine import QuarantineReason, QuarantineStatus
+from p0_receiver.core.record import message_attributes
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
 from p0_receiver.devtools.samples import PREAPPROVAL_CREATED
-from p0_receiver.errors import AuthFailure, DownstreamUnavailableError, TokenReplayError
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.quarantine import QuarantineReason, QuarantineStatus
-from p0_receiver.record import message_attributes
-from p0_receiver.service import (
+from p0_receiver.settings import TokenReusePolicy
+from p0_receiver.usecases.deliver import (
     MAX_EVENTS_PER_TOKEN,
     DeliveryOutcome,
     DeliveryPolicy,
     DeliveryService,
     DeliveryStatus,
 )
-from p0_receiver.settings import TokenReusePolicy
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryFirstDelivery,

@@ -10,9 +10,9 @@ from typing import Any
 import jwt
 import pytest
 
-from p0_receiver.errors import AuthenticationError, AuthFailure
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.tokens import CURVE_ORDERS, TokenPolicy, TokenVerifier, token_fingerprint
+from p0_receiver.core.errors import AuthenticationError, AuthFailure
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.tokens import CURVE_ORDERS, TokenPolicy, TokenVerifier, token_fingerprint
 from tests.support import (
     AUDIENCE,
     ISSUER,

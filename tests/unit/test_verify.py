@@ -10,19 +10,19 @@ from typing import Any, cast
 
 import pytest
 
-from p0_receiver.auditlog.verify import (
+from p0_receiver.core.keys import parse_public_keys
+from p0_receiver.core.record import AuditRecord
+from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
+from p0_receiver.ports import ArchivedMessage, ArchiveLocation
+from p0_receiver.usecases.audit.verify import (
     FindingKind,
     VerifyReport,
     check_message,
     check_published_record,
     verify_archive,
 )
-from p0_receiver.devtools.samples import PREAPPROVAL_CREATED, SAMPLES
-from p0_receiver.keys import parse_public_keys
-from p0_receiver.ports import ArchivedMessage, ArchiveLocation
-from p0_receiver.record import AuditRecord
-from p0_receiver.service import DeliveryPolicy, DeliveryService
-from p0_receiver.tokens import TokenPolicy, TokenVerifier
+from p0_receiver.usecases.deliver import DeliveryPolicy, DeliveryService
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryAuditReader,

@@ -1,1 +1,3 @@
-"""Adapters that implement the ports with Google Cloud clients (imported lazily: heavy)."""
+"""Adapters: every port implemented on Google Cloud clients (imported lazily: heavy), the
+operator's adapter factories (``clients``), clients built once (``lazy``), the log line (``logs``).
+"""

@@ -16,7 +16,7 @@ import fastavro
 import google.cloud.storage as storage  # noqa: PLR0402 (mypy: untyped namespace)
 
 from p0_receiver.adapters.google_errors import translated
-from p0_receiver.errors import ArchiveFormatError
+from p0_receiver.core.errors import ArchiveFormatError
 from p0_receiver.ports import ArchivedMessage, ArchiveLocation
 
 # Each object is read through a window of this size: memory stays flat however big it is.

@@ -19,9 +19,8 @@ from google.cloud import firestore
 
 from p0_receiver.adapters import firestore_writes
 from p0_receiver.adapters.google_errors import translated
-from p0_receiver.errors import DownstreamUnavailableError, UnstorableRecordError
-from p0_receiver.ports import RangeBound, TokenHistory
-from p0_receiver.quarantine import (
+from p0_receiver.core.errors import DownstreamUnavailableError, UnstorableRecordError
+from p0_receiver.core.quarantine import (
     TOKEN_BOUND_EXPIRE_AT,
     TOKEN_BOUND_HELD,
     QuarantineField,
@@ -32,8 +31,9 @@ from p0_receiver.quarantine import (
     quarantine_entry,
     token_bound_collection,
 )
-from p0_receiver.queries import TOKEN_LEDGER_TTL_FIELD, Direction, QueryShape
-from p0_receiver.record import AuditRecord, PublishStatus, RecordField
+from p0_receiver.core.queries import TOKEN_LEDGER_TTL_FIELD, Direction, QueryShape
+from p0_receiver.core.record import AuditRecord, PublishStatus, RecordField
+from p0_receiver.ports import RangeBound, TokenHistory
 
 # The ledger entry's fields: the first event the token carried, and the reuses accepted since.
 _LEDGER_EVENT_ID = "eventId"
@@ -373,7 +373,7 @@ _LISTED_QUARANTINE_FIELDS = [
 class FirestoreAuditReader:
     """Pages through the audit collection with ``start_after`` on the last document.
 
-    Accepts only the catalogued query shapes (``p0_receiver.queries``), so every query it
+    Accepts only the catalogued query shapes (``p0_receiver.core.queries``), so every query it
     runs has its composite indexes declared in Terraform.
     """
 

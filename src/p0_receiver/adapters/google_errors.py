@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from google.api_core import exceptions as google_exceptions
 from google.auth import exceptions as auth_exceptions
 
-from p0_receiver.errors import (
+from p0_receiver.core.errors import (
     CredentialsMissingError,
     DownstreamUnavailableError,
     MissingIndexError,
 )
-from p0_receiver.queries import QueryShape
+from p0_receiver.core.queries import QueryShape
 
 
 def _what_was_said(exc: Exception) -> str:
@@ -50,7 +50,13 @@ def translated(
             raise DownstreamUnavailableError(
                 reason, type(exc).__name__, explanation=f"{service} failed: {_what_was_said(exc)}"
             ) from exc
-        raise MissingIndexError(reason, shape, equals, str(exc.message)) from exc
+        raise MissingIndexError(
+            reason,
+            query_name=shape.name,
+            order=f"{shape.order_field} {shape.direction}",
+            equality_fields=equals,
+            message=str(exc.message),
+        ) from exc
     except (google_exceptions.GoogleAPIError, TimeoutError) as exc:
         # "The service did not do it (or we cannot know)": retry later.
         raise DownstreamUnavailableError(

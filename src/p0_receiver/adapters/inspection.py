@@ -15,9 +15,9 @@ from google.api_core import exceptions as google_exceptions
 
 from p0_receiver.adapters.firestore import bounded_retry
 from p0_receiver.adapters.google_errors import translated
-from p0_receiver.doctor import Grant, IndexState
-from p0_receiver.errors import DownstreamUnavailableError
-from p0_receiver.queries import Direction, IndexSpec
+from p0_receiver.core.errors import DownstreamUnavailableError
+from p0_receiver.core.queries import Direction, IndexSpec
+from p0_receiver.ports import Grant, IndexState
 
 if TYPE_CHECKING:
     from google.auth.transport.requests import AuthorizedSession
