@@ -43,7 +43,8 @@ test: venv lint check-infra  ## everything: lint, infra checks, all tests on fre
 run: venv  ## the whole product locally: emulators, function, signed sample deliveries
 	$(PY) -m p0_receiver dev up
 
-bench: venv  ## the receiver against the obvious baseline on the emulators (prints ratios)
+bench: venv  ## import budget per function; the receiver against the obvious baseline on the emulators (ratios)
+	PYTHONPATH=src $(PY) benchmarks/import_budget.py
 	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/versus_baseline.py
 	$(PY) -m p0_receiver dev with-emulators -- $(PY) benchmarks/access_review.py
 

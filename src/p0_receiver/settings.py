@@ -41,7 +41,7 @@ class TokenReusePolicy(StrEnum):
 class OperatorSettings(BaseModel):
     """Where the audit log and the topic live: all the operator CLI reads (no key material)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False, defer_build=True)
 
     project: Annotated[str, Field(alias="GOOGLE_CLOUD_PROJECT", min_length=1)]
     # Optional here: querying the audit log needs no topic; redrive and replay ask for it.

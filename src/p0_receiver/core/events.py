@@ -27,7 +27,7 @@ Text = Annotated[str, Field(min_length=1, max_length=4096)]
 
 class _P0Model(BaseModel):
     # strict: P0 sends JSON numbers for times and strings for names; no coercion hides drift.
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+    model_config = ConfigDict(frozen=True, extra="allow", strict=True, defer_build=True)
 
 
 class Envelope(_P0Model):
@@ -68,7 +68,7 @@ class PreapprovalCreated(_P0Model):
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="allow", defer_build=True)
 
 
 class ApprovalDetails(_Lenient):
