@@ -33,6 +33,7 @@ locals {
     _FIRESTORE_TIMEOUT_SECONDS       = tostring(var.firestore_timeout_seconds)
     _PUBSUB_PUBLISH_TIMEOUT_SECONDS  = tostring(var.pubsub_publish_timeout_seconds)
     _RETRY_AFTER_SECONDS             = tostring(var.retry_after_seconds)
+    _TRACING                         = var.tracing
     _MAX_INSTANCES                   = tostring(var.max_instances)
     _MIN_INSTANCES                   = tostring(var.min_instances)
     _CONCURRENCY                     = tostring(var.concurrency)

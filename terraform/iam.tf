@@ -65,6 +65,20 @@ resource "google_project_iam_member" "runtime_log_writer" {
   depends_on = [google_project_service.enabled["cloudresourcemanager.googleapis.com"]]
 }
 
+# Only with tracing on: the spans' export to Cloud Trace (cloudtrace.traces.patch).
+resource "google_project_iam_member" "runtime_trace_agent" {
+  count = var.tracing == "on" ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/cloudtrace.agent"
+  member  = google_service_account.runtime.member
+
+  depends_on = [
+    google_project_service.enabled["cloudresourcemanager.googleapis.com"],
+    google_project_service.enabled["cloudtrace.googleapis.com"],
+  ]
+}
+
 resource "google_pubsub_topic_iam_member" "runtime_publisher" {
   project = var.project_id
   topic   = google_pubsub_topic.events.name

@@ -30,21 +30,25 @@ locals {
   # that does not exist yet on a fresh project.
   pubsub_service_agent = google_project_service_identity.pubsub.member
 
-  required_apis = toset(concat([
-    "artifactregistry.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "cloudresourcemanager.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "firestore.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
-    "monitoring.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-    "secretmanager.googleapis.com",
-    "storage.googleapis.com",
-  ], var.enable_bigquery_subscription ? ["bigquery.googleapis.com"] : []))
+  required_apis = toset(concat(
+    [
+      "artifactregistry.googleapis.com",
+      "cloudbuild.googleapis.com",
+      "cloudfunctions.googleapis.com",
+      "cloudresourcemanager.googleapis.com",
+      "cloudscheduler.googleapis.com",
+      "firestore.googleapis.com",
+      "iam.googleapis.com",
+      "logging.googleapis.com",
+      "monitoring.googleapis.com",
+      "pubsub.googleapis.com",
+      "run.googleapis.com",
+      "secretmanager.googleapis.com",
+      "storage.googleapis.com",
+    ],
+    var.enable_bigquery_subscription ? ["bigquery.googleapis.com"] : [],
+    var.tracing == "on" ? ["cloudtrace.googleapis.com"] : [],
+  ))
 }
 
 # Every resource that calls one of these APIs depends on its entry here, directly or through a

@@ -433,6 +433,17 @@ variable "pubsub_publish_timeout_seconds" {
   }
 }
 
+variable "tracing" {
+  description = "OpenTelemetry spans of each delivery, exported to Cloud Trace (TRACING): on or off. On also enables the Cloud Trace API and grants the runtime roles/cloudtrace.agent."
+  type        = string
+  default     = "off"
+
+  validation {
+    condition     = contains(["on", "off"], var.tracing)
+    error_message = "tracing must be on or off."
+  }
+}
+
 variable "retry_after_seconds" {
   description = "Retry-After sent with a 503 when Firestore or Pub/Sub is unavailable (RETRY_AFTER_SECONDS)."
   type        = number

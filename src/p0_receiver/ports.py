@@ -10,6 +10,7 @@ in-memory implementations of the same protocols (``tests/fakes.py``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -74,6 +75,18 @@ class FirstDeliveryLog(Protocol):
         self, record: AuditRecord, *, fingerprint: str, expires_at: datetime, now: datetime
     ) -> bool:
         """Create the token's ledger entry and the record together; ``False`` if either exists."""
+
+
+class DeliveryTracing(Protocol):
+    """Spans of a delivery at the webhook's edge (``adapters.tracing``; without it, none)."""
+
+    def request(
+        self, *, traceparent: str | None, cloud_trace_context: str | None
+    ) -> AbstractContextManager[None]:
+        """The delivery's span: a child of the trace the caller's headers carry, if any."""
+
+    def step(self, name: str) -> AbstractContextManager[None]:
+        """A span of one step of the delivery, under the current one."""
 
 
 # A bound of a scan's range on the shape's order field: a time, or text (the event id).

@@ -38,6 +38,11 @@ class TokenReusePolicy(StrEnum):
     ACCEPT = "accept"  # accept every reuse, flagged
 
 
+class Tracing(StrEnum):
+    OFF = "off"  # nothing of OpenTelemetry is imported
+    ON = "on"  # spans for verify, the Firestore commit and the publish, exported to Cloud Trace
+
+
 class OperatorSettings(BaseModel):
     """Where the audit log and the topic live: all the operator CLI reads (no key material)."""
 
@@ -184,6 +189,7 @@ class Settings(OperatorSettings):
         int, Field(alias="MAX_BODY_BYTES", ge=1024, le=MAX_BODY_BYTES_CEILING)
     ] = 64 * 1024
     retry_after_seconds: Annotated[int, Field(alias="RETRY_AFTER_SECONDS", ge=1, le=3600)] = 30
+    tracing: Annotated[Tracing, Field(alias="TRACING")] = Tracing.OFF
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod

@@ -59,6 +59,7 @@ SETTING_VARIABLES = {
     "FIRESTORE_TIMEOUT_SECONDS": "firestore_timeout_seconds",
     "PUBSUB_PUBLISH_TIMEOUT_SECONDS": "pubsub_publish_timeout_seconds",
     "RETRY_AFTER_SECONDS": "retry_after_seconds",
+    "TRACING": "tracing",
     "P0_JWT_ALGORITHMS": "p0_jwt_algorithms",
     "P0_TOKEN_REUSE": "p0_token_reuse",
     "P0_TOKEN_BURST_SECONDS": "p0_token_burst_seconds",
@@ -252,7 +253,11 @@ def test_runtime_identity_has_only_what_the_function_needs(module: Module) -> No
         ("google_project_iam_member", "roles/logging.logWriter"),
         ("google_pubsub_topic_iam_member", "roles/pubsub.publisher"),
         ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor"),
+        ("google_project_iam_member", "roles/cloudtrace.agent"),
     }
+    # The trace agent only when tracing is on.
+    trace_agent = module.resources[("google_project_iam_member", "runtime_trace_agent")]
+    assert expression(trace_agent["count"]) == 'var.tracing == "on" ? 1 : 0'
     firestore = module.resources[("google_project_iam_member", "runtime_firestore")]
     condition = _single_block(firestore, "condition")
     assert "databases/${local.firestore_database}" in str(condition["expression"])

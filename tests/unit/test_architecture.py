@@ -126,6 +126,13 @@ NEVER_IN_THE_WEBHOOK = (
     "rich",
     "fastavro",
     "google.cloud.storage",
+    # TRACING is off by default. (google.api_core probes for an optional OpenTelemetry package,
+    # which loads the bare ``opentelemetry`` namespace: none of its API or SDK.)
+    "p0_receiver.adapters.tracing",
+    "opentelemetry.trace",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "opentelemetry.propagators",
 )
 NEVER_IN_THE_REDRIVE = (
     "p0_receiver.entrypoints.cli",
@@ -158,7 +165,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
-def _loaded_by_main(target: str) -> list[str]:
+def _loaded_by_main(target: str, **settings: str) -> list[str]:
     from tests.support import keypair
 
     env = {
@@ -169,6 +176,7 @@ def _loaded_by_main(target: str) -> list[str]:
         "P0_PUBLIC_KEYS": keypair().public_pem.decode(),
         "P0_JWT_ISSUER": "https://p0.example/notifier",
         "P0_JWT_AUDIENCE": "https://hooks.example.com/p0",
+        **settings,
     }
     result = subprocess.run(
         [sys.executable, "-c", _COLD_START, str(ROOT)],
@@ -199,3 +207,11 @@ def test_each_function_imports_only_what_it_runs(
     loaded = _loaded_by_main(target)
     assert runs in loaded  # the check sees the target's own modules
     assert [name for name in loaded if _under(name, never)] == []
+
+
+def test_tracing_on_is_what_loads_opentelemetry() -> None:
+    loaded = _loaded_by_main("receive", TRACING="on")
+    for module in ("p0_receiver.adapters.tracing", "opentelemetry.sdk.trace"):
+        assert module in loaded
+    # Cloud Trace's exporter (a gRPC client) is built at its first export, after the fork.
+    assert [name for name in loaded if _under(name, ("opentelemetry.exporter",))] == []

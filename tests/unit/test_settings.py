@@ -26,6 +26,7 @@ def test_defaults_are_documented_values() -> None:
     assert settings.jwt_max_lifetime_seconds == 3600
     assert settings.audit_retention_days == 400
     assert settings.reject_unknown_event_types is False
+    assert settings.tracing == "off"
     assert settings.topic_path == "projects/acme-prod/topics/p0-notifications"
 
 
@@ -70,6 +71,7 @@ def test_unreadable_key_file_names_the_variable(tmp_path: Path) -> None:
         pytest.param(
             {"P0_REJECT_UNKNOWN_EVENT_TYPES": "maybe"}, "P0_REJECT_UNKNOWN_EVENT_TYPES", id="bool"
         ),
+        pytest.param({"TRACING": "yes"}, "TRACING", id="tracing"),
     ],
 )
 def test_invalid_settings_name_the_variable(changes: dict[str, str | None], variable: str) -> None:

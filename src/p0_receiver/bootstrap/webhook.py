@@ -8,6 +8,7 @@ composes only what a delivery runs: none of the redrive, the CLI, doctor or the 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,8 +21,15 @@ from p0_receiver.core.errors import ConfigurationError, DownstreamUnavailableErr
 from p0_receiver.core.keys import parse_public_keys, usable_algorithms
 from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
 from p0_receiver.entrypoints.webhook import WebhookHandler
-from p0_receiver.ports import AuditLog, EventPublisher, FirstDeliveryLog, Quarantine, TokenLedger
-from p0_receiver.settings import Settings, load_settings
+from p0_receiver.ports import (
+    AuditLog,
+    DeliveryTracing,
+    EventPublisher,
+    FirstDeliveryLog,
+    Quarantine,
+    TokenLedger,
+)
+from p0_receiver.settings import Settings, Tracing, load_settings
 from p0_receiver.usecases.deliver import DeliveryPolicy, DeliveryService
 
 
@@ -117,6 +125,29 @@ def warn_unpinned_claims(settings: Settings) -> None:
         )
 
 
+def _tracing(settings: Settings) -> tuple[DeliveryTracing, Callable[[Backends], Backends]]:
+    """The edge's spans, and the backends wrapped in theirs (``TRACING=on``).
+
+    Imported here, and only then: with tracing off, nothing of OpenTelemetry is loaded.
+    """
+    from p0_receiver.adapters import tracing
+
+    edge = tracing.OpenTelemetryTracing(tracing.tracer_provider(settings.project))
+    tracer = edge.tracer
+
+    def traced(chosen: Backends) -> Backends:
+        first = chosen.first_delivery
+        return dataclasses.replace(
+            chosen,
+            ledger=tracing.TracedLedger(chosen.ledger, tracer),
+            audit_log=tracing.TracedAuditLog(chosen.audit_log, tracer),
+            publisher=tracing.TracedPublisher(chosen.publisher, tracer, settings.topic_path),
+            first_delivery=None if first is None else tracing.TracedFirstDelivery(first, tracer),
+        )
+
+    return edge, traced
+
+
 def build_webhook(
     environ: Mapping[str, str],
     *,
@@ -149,11 +180,16 @@ def build_webhook(
         review=settings.review_policy(),
     )
 
+    traced: Callable[[Backends], Backends] | None = None
+    tracing: DeliveryTracing | None = None
+    if settings.tracing is Tracing.ON:
+        tracing, traced = _tracing(settings)
+
     built: list[Backends] = []
 
     def build_service() -> DeliveryService:
         try:
-            chosen = backends(settings)
+            chosen = traced(backends(settings)) if traced is not None else backends(settings)
         except Exception as exc:
             # e.g. no credentials yet on a fresh instance: retryable, and the next request
             # builds again (Lazy keeps nothing on failure). Class name only: no message text.
@@ -200,4 +236,5 @@ def build_webhook(
         max_body_bytes=settings.max_body_bytes,
         retry_after_seconds=settings.retry_after_seconds,
         clock=clock,
+        tracing=tracing,
     )

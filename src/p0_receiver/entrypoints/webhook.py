@@ -6,8 +6,10 @@ delivery use case's (``usecases.deliver``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,7 @@ from p0_receiver.entrypoints.http import (
     read_body,
     request_fields,
 )
+from p0_receiver.ports import DeliveryTracing
 from p0_receiver.usecases.deliver import DeliveryOutcome, DeliveryService
 
 # (severity, event) of the line that says what the quarantine did with a refused body.
@@ -52,8 +55,10 @@ class WebhookHandler:
         max_body_bytes: int,
         retry_after_seconds: int,
         clock: Callable[[], datetime],
+        tracing: DeliveryTracing | None = None,
     ) -> None:
         self._service = service
+        self._tracing = tracing
         self._project = project
         self._max_body_bytes = max_body_bytes
         self._retry_after_seconds = retry_after_seconds
@@ -63,7 +68,8 @@ class WebhookHandler:
         started = time.perf_counter()
         fields = request_fields(self._project, request)
         try:
-            outcome = self._handle(request, fields)
+            with self._span(request):
+                outcome = self._handle(request, fields)
         except ReceiverError as error:
             response = error_response(error, retry_after_seconds=self._retry_after_seconds)
             severity = self._describe_failure(error, fields)
@@ -84,13 +90,25 @@ class WebhookHandler:
         if request.method != "POST":
             raise MethodNotAllowedError()
         service = self._service()
-        token = service.authenticate(request.headers.get("Authorization"))
+        with self._step("verify"):
+            token = service.authenticate(request.headers.get("Authorization"))
         # From here on the line says which configured key verified the token (key rotation).
         fields[RecordField.KEY_THUMBPRINT] = token.key_thumbprint
         fields[RecordField.KEY_ID] = token.key_id
         check_content_type(request)
         body = read_body(request, self._max_body_bytes)
         return service.accept(token, body, now=self._clock())
+
+    def _span(self, request: flask.Request) -> AbstractContextManager[None]:
+        if self._tracing is None:
+            return contextlib.nullcontext()
+        return self._tracing.request(
+            traceparent=request.headers.get("traceparent"),
+            cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
+        )
+
+    def _step(self, name: str) -> AbstractContextManager[None]:
+        return contextlib.nullcontext() if self._tracing is None else self._tracing.step(name)
 
     @staticmethod
     def _describe_success(outcome: DeliveryOutcome, fields: dict[str, Any]) -> str:
