@@ -128,7 +128,13 @@ def served(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # gunicorn's graceful stop can wait on an idle keep-alive connection (seen once).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
 
 
 def settled(figures: list[float]) -> bool:
