@@ -1,6 +1,7 @@
 # One target per job; CI (.ci/run) and Cloud Build call these same targets.
-# The functions' runtime is python313 (cloudbuild.yaml); the venv is built on the same Python.
-PYTHON ?= python3.13
+# The functions' runtime is python313 (cloudbuild.yaml); the venv is built on the same Python,
+# found by scripts/python313.sh unless PYTHON names one.
+PYTHON ?= $(shell bash scripts/python313.sh)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
@@ -10,6 +11,7 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(PY):
+	@test -n "$(PYTHON)" || { echo "no Python 3.13 found (see above)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 

@@ -8,6 +8,7 @@ the last test here says so.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import tomllib
 from typing import Any
@@ -56,11 +57,29 @@ def test_the_tools_target_the_runtime_s_python() -> None:
     assert project["tool"]["ruff"]["target-version"] == f"py{MAJOR}{MINOR}"
     assert project["tool"]["mypy"]["python_version"] == f"{MAJOR}.{MINOR}"
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert re.search(rf"^PYTHON \?= python{MAJOR}\.{MINOR}$", makefile, re.MULTILINE)
+    assert re.search(r"^PYTHON \?= \$\(shell bash scripts/python313\.sh\)$", makefile, re.MULTILINE)
     assert f"sys.version_info[:2] != ({MAJOR}, {MINOR})" in makefile
-    assert f"sys.version_info[:2] != ({MAJOR}, {MINOR})" in (ROOT / ".ci" / "run").read_text(
-        encoding="utf-8"
-    )
+    finder = (ROOT / "scripts" / "python313.sh").read_text(encoding="utf-8")
+    assert f"sys.version_info[:2] != ({MAJOR}, {MINOR})" in finder
+
+
+def test_the_makefile_finds_the_runtime_s_python_with_no_python_on_path_named() -> None:
+    """README's commands on a fresh machine: ``python3.13`` need not be on PATH (a pyenv
+    installation of 3.13 that is not the active version is found too)."""
+    found = subprocess.run(
+        ["/bin/bash", str(ROOT / "scripts" / "python313.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    version = subprocess.run(
+        [found, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == f"({MAJOR}, {MINOR})"
 
 
 def test_the_tests_run_on_the_runtime_s_python() -> None:
