@@ -66,7 +66,6 @@ def target_env(target: str, keypair: simulator.DevKeypair) -> dict[str, str]:
         "P0_PUBLIC_KEYS": keypair.public_pem.decode(),
         "P0_JWT_ISSUER": simulator.DEV_ISSUER,
         "P0_JWT_AUDIENCE": simulator.DEV_AUDIENCE,
-        "PYTHONDONTWRITEBYTECODE": "",
     }
 
 

@@ -1,15 +1,9 @@
-"""What every function's composition shares: the clock, and how a bad configuration is told."""
+"""What every function's composition shares: how a bad configuration is told."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from p0_receiver.adapters.logs import log_event
 from p0_receiver.core.errors import ConfigurationError
-
-
-def utc_now() -> datetime:
-    return datetime.now(tz=UTC)
 
 
 def log_configuration_error(problem: ConfigurationError) -> None:

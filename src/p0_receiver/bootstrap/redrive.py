@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from p0_receiver.adapters.clients import google_audit_backends, google_publisher
+from p0_receiver.adapters.clock import utc_now
 from p0_receiver.adapters.lazy import Lazy
 from p0_receiver.adapters.logs import configure_logging
-from p0_receiver.bootstrap.common import log_configuration_error, utc_now
+from p0_receiver.bootstrap.common import log_configuration_error
 from p0_receiver.core.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.entrypoints.redrive import RedriveHandler
 from p0_receiver.settings import OperatorSettings, load_redrive_settings

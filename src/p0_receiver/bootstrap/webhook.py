@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from p0_receiver.adapters.clock import utc_now
 from p0_receiver.adapters.lazy import Lazy
 from p0_receiver.adapters.logs import configure_logging, log_event
-from p0_receiver.bootstrap.common import log_configuration_error, utc_now
+from p0_receiver.bootstrap.common import log_configuration_error
 from p0_receiver.core.errors import ConfigurationError, DownstreamUnavailableError
 from p0_receiver.core.keys import parse_public_keys, usable_algorithms
 from p0_receiver.core.tokens import TokenPolicy, TokenVerifier
@@ -189,7 +190,9 @@ def build_webhook(
 
     def build_service() -> DeliveryService:
         try:
-            chosen = traced(backends(settings)) if traced is not None else backends(settings)
+            chosen = backends(settings)
+            if traced is not None:
+                chosen = traced(chosen)
         except Exception as exc:
             # e.g. no credentials yet on a fresh instance: retryable, and the next request
             # builds again (Lazy keeps nothing on failure). Class name only: no message text.

@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
@@ -23,6 +23,7 @@ from p0_receiver.adapters.clients import (
     google_quarantine_desk,
     google_token_ledger,
 )
+from p0_receiver.adapters.clock import utc_now
 from p0_receiver.core.errors import ConfigurationError, ReceiverError, ReleaseRefusedError
 from p0_receiver.ports import (
     ArchiveReader,
@@ -34,10 +35,6 @@ from p0_receiver.ports import (
     TokenLedger,
 )
 from p0_receiver.settings import OperatorSettings, load_operator_settings
-
-
-def utc_now() -> datetime:
-    return datetime.now(tz=UTC)
 
 
 class UsageProblem(click.ClickException):
